@@ -1,0 +1,85 @@
+"""Operator controls from another terminal or the admin: pause, cancel, live tuning.
+
+A live run notices a request at its next chunk boundary (the request is read inside the
+chunk's transaction). A run with no live process is changed at once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from batchjobs import conf
+from batchjobs.exceptions import InvalidOption, RunNotResumable
+from batchjobs.lease import owner_alive
+from batchjobs.models import UNFINISHED, JobRun, State, check_transition
+
+TUNABLE = ("sleep", "batch_size", "target_chunk_seconds")
+
+
+def is_alive(run: JobRun) -> bool:
+    return owner_alive(
+        owner_token=run.owner_token,
+        owner_host=run.owner_host,
+        owner_pid=run.owner_pid,
+        heartbeat_at=run.heartbeat_at,
+        now=timezone.now(),
+        stale_after=timedelta(seconds=conf.get().STALE_AFTER_SECONDS),
+    )
+
+
+def display_state(run: JobRun) -> str:
+    """The state an operator should see: a running run whose process is gone is stalled."""
+    if run.state == State.RUNNING and not is_alive(run):
+        return "stalled"
+    if run.state == State.RUNNING and run.requested_action:
+        return f"running ({run.requested_action} requested)"
+    return str(run.state)
+
+
+def _unfinished(job: str) -> JobRun:
+    run = JobRun.objects.select_for_update().filter(job=job, state__in=UNFINISHED).first()
+    if run is None:
+        raise RunNotResumable(f"{job} has no unfinished run.")
+    return run
+
+
+def request(job: str, action: str) -> str:
+    """Ask for ``pause`` or ``cancel``; return one sentence saying what happened."""
+    target = {"pause": State.PAUSED, "cancel": State.CANCELLED}[action]
+    with transaction.atomic():
+        run = _unfinished(job)
+        if run.state == target:
+            return f"Run #{run.pk} of {job} is already {target}."
+        if is_alive(run):
+            JobRun.objects.filter(pk=run.pk).update(requested_action=action)
+            return (
+                f"Asked run #{run.pk} of {job} (pid {run.owner_pid} on {run.owner_host}) to "
+                f"{action}; it will at its next chunk boundary."
+            )
+        check_transition(run.state, target)
+        fields: dict[str, Any] = {"state": target, "owner_token": "", "requested_action": ""}
+        if target == State.CANCELLED:
+            fields["finished_at"] = timezone.now()
+        JobRun.objects.filter(pk=run.pk).update(**fields)
+        return f"Run #{run.pk} of {job} had no live process and is now {target}."
+
+
+def tune(job: str, **values: Any) -> str:
+    """Change sleep, chunk size or target chunk time of a run while it goes."""
+    changes = {k: v for k, v in values.items() if k in TUNABLE and v is not None}
+    if not changes:
+        raise InvalidOption("--tune needs --sleep, --batch-size or --target-chunk-seconds.")
+    with transaction.atomic():
+        run = _unfinished(job)
+        tuning = {**run.tuning, **changes}
+        if "batch_size" in changes:
+            tuning.pop("target_chunk_seconds", None)
+        elif "target_chunk_seconds" in changes:
+            tuning.pop("batch_size", None)
+        JobRun.objects.filter(pk=run.pk).update(tuning=tuning)
+    said = ", ".join(f"{k}={v}" for k, v in changes.items())
+    return f"Run #{run.pk} of {job} will use {said} from its next chunk."

@@ -1,0 +1,139 @@
+"""structlog set-up and the progress event vocabulary (documented in docs/events.md).
+
+Every record, the job's events and Django's own log lines alike, goes through one stdlib
+handler and one renderer: JSON lines when the output is not a terminal (or on request),
+and on a terminal a readable line per event plus one refreshing progress line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import IO, Any
+
+import structlog
+from structlog.typing import EventDict, Processor
+
+from batchjobs.progress import format_duration
+
+LOGGER_NAME = "batchjobs"
+
+STARTED = "job.started"
+PROGRESS = "job.progress"
+RETRY = "job.retry"
+THROTTLED = "job.throttled"
+PAUSED = "job.paused"
+CANCELLED = "job.cancelled"
+INTERRUPTED = "job.interrupted"
+FAILED = "job.failed"
+QUARANTINED = "job.quarantined"
+VERIFIED = "job.verified"
+FINISHED = "job.finished"
+
+
+def get_logger(**bound: Any) -> Any:
+    return structlog.get_logger(LOGGER_NAME).bind(**bound)
+
+
+def configure(*, log_format: str | None = None, stream: IO[str] | None = None) -> str:
+    """Route structlog and stdlib logging to ``stream``; return the format chosen.
+
+    ``log_format`` is ``"json"``, ``"console"`` or ``None`` (console on a terminal).
+    """
+    stream = stream or sys.stdout
+    if log_format is None:
+        log_format = "console" if _isatty(stream) else "json"
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if log_format == "json":
+        renderer: Processor = structlog.processors.JSONRenderer()
+        handler: logging.Handler = logging.StreamHandler(stream)
+    else:
+        renderer = _ConsoleRenderer(colors=_isatty(stream))
+        handler = _LiveLineHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    return log_format
+
+
+def _isatty(stream: IO[str]) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def progress_line(event: EventDict) -> str:
+    """``rotate_ticket_tokens [######....]  61.0%  610,000/1,000,000  40,120 rows/s  ETA 9s``"""
+    percent = event.get("percent")
+    width = 24
+    filled = 0 if percent is None else int(width * percent / 100)
+    bar = "#" * filled + "." * (width - filled)
+    total = event.get("total")
+    rate = event.get("rate")
+    parts = [
+        f"{event.get('job', '')} [{bar}]",
+        "   ?  %" if percent is None else f"{percent:5.1f}%",
+        f"{event.get('done', 0):,}/{'?' if total is None else f'{total:,}'}",
+        f"{rate:,.0f} rows/s" if rate else "- rows/s",
+        f"ETA {format_duration(event.get('eta_seconds'))}",
+        f"elapsed {format_duration(event.get('elapsed_seconds'))}",
+        f"chunk {event.get('chunk_size', 0):,}",
+    ]
+    return "  ".join(parts)
+
+
+class _ConsoleRenderer:
+    def __init__(self, *, colors: bool) -> None:
+        self._lines = structlog.dev.ConsoleRenderer(colors=colors)
+
+    def __call__(self, logger: Any, name: str, event: EventDict) -> str:
+        if event.get("event") == PROGRESS:
+            return progress_line(event)
+        return self._lines(logger, name, event)
+
+
+class _LiveLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Progress events redraw one line in place; any other record starts below it."""
+
+    _CLEAR = "\r\x1b[2K"
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(stream)
+        self._live = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            is_progress = isinstance(record.msg, dict) and record.msg.get("event") == PROGRESS
+            if is_progress:
+                self.stream.write(self._CLEAR + text)
+                self._live = True
+            else:
+                prefix = "\n" if self._live else ""
+                self.stream.write(prefix + text + "\n")
+                self._live = False
+            self.flush()
+        except Exception:
+            self.handleError(record)

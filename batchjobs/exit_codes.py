@@ -1,0 +1,18 @@
+"""Process exit codes of ``runjob``: a stable contract for scripts and deploy tooling."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    SUCCEEDED = 0
+    FAILED = 1  # the run failed; its checkpoint is kept
+    USAGE = 2  # unknown job, bad option, nothing to resume
+    PAUSED = 3  # an operator paused the run; `runjob NAME --resume` continues it
+    CANCELLED = 4  # an operator cancelled the run
+    QUARANTINED = 5  # finished, but some rows were set aside (listjobs shows them)
+    DATABASE_UNAVAILABLE = 69  # EX_UNAVAILABLE
+    BUSY = 75  # EX_TEMPFAIL: another process runs this job
+    INTERRUPTED_SIGINT = 130
+    INTERRUPTED_SIGTERM = 143

@@ -1,0 +1,89 @@
+"""Database-health checks that make a run back off while the database is under strain.
+
+A check is any callable ``check(connection) -> Verdict | None``; ``None`` means healthy.
+``BATCHJOBS_HEALTH_CHECKS`` lists dotted paths to them (classes are instantiated with no
+arguments). The runner asks between chunks and, while a check says so, waits and says
+why in a ``job.throttled`` event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils.module_loading import import_string
+
+
+@dataclass(frozen=True)
+class Verdict:
+    reason: str
+    wait_seconds: float
+
+
+HealthCheck = Callable[[Any], Verdict | None]
+
+
+class ReplicationLag:
+    """Back off while a streaming replica replays more than ``max_lag_seconds`` behind.
+
+    Reads ``pg_stat_replication`` on the primary; with no replicas it is always healthy.
+    """
+
+    def __init__(self, max_lag_seconds: float = 10.0, wait_seconds: float = 5.0) -> None:
+        self.max_lag_seconds = max_lag_seconds
+        self.wait_seconds = wait_seconds
+
+    def __call__(self, connection: Any) -> Verdict | None:
+        if connection.vendor != "postgresql":
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT coalesce(max(extract(epoch FROM replay_lag)), 0) FROM pg_stat_replication"
+            )
+            lag = float(cursor.fetchone()[0] or 0)
+        if lag > self.max_lag_seconds:
+            return Verdict(
+                f"replication lag {lag:.1f}s > {self.max_lag_seconds}s", self.wait_seconds
+            )
+        return None
+
+
+class LockWaits:
+    """Back off while other sessions have waited on a lock for more than ``min_wait_seconds``.
+
+    Between chunks the job holds no locks, so waiters are the application's own contention:
+    adding the job's writes to it would only make it worse.
+    """
+
+    def __init__(
+        self, max_waiters: int = 0, min_wait_seconds: float = 1.0, wait_seconds: float = 2.0
+    ) -> None:
+        self.max_waiters = max_waiters
+        self.min_wait_seconds = min_wait_seconds
+        self.wait_seconds = wait_seconds
+
+    def __call__(self, connection: Any) -> Verdict | None:
+        if connection.vendor != "postgresql":
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND pid <> pg_backend_pid() AND now() - query_start > make_interval(secs => %s)",
+                [self.min_wait_seconds],
+            )
+            waiters = int(cursor.fetchone()[0])
+        if waiters > self.max_waiters:
+            return Verdict(
+                f"{waiters} sessions waiting on locks for over {self.min_wait_seconds}s",
+                self.wait_seconds,
+            )
+        return None
+
+
+def load(paths: tuple[str, ...]) -> list[HealthCheck]:
+    checks = []
+    for path in paths:
+        obj = import_string(path)
+        checks.append(obj() if isinstance(obj, type) else obj)
+    return checks

@@ -1,0 +1,83 @@
+"""``ResumableJob``: the whole API a job author writes against.
+
+A job names and describes itself, says which rows it covers (``get_queryset``) and what to
+do with one chunk of them (``process``). Iteration, checkpoints, transactions, retries,
+progress, signals, locks and the command line belong to the library.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from django.db.models import QuerySet
+
+from batchjobs import registry
+from batchjobs.exceptions import JobDefinitionError
+from batchjobs.keyset import Chunk
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a job may know of the run it is part of."""
+
+    run_id: int
+    started_at: datetime
+    high_water_mark: Any
+
+
+class ResumableJob:
+    """Subclass, set ``name`` and ``description``, implement the two methods below.
+
+    Set ``abstract = True`` on an intermediate base class to keep it out of the registry.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    key: ClassVar[str] = "pk"
+    abstract: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("abstract", False):
+            return
+        cls.abstract = False
+        name = cls.__dict__.get("name")
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise JobDefinitionError(
+                f"{cls.__qualname__} needs a name: a class attribute like "
+                "name = 'rotate_ticket_tokens' (lowercase letters, digits, underscores)."
+            )
+        if not cls.description:
+            raise JobDefinitionError(
+                f"{cls.__qualname__} needs a description: one line for `listjobs`."
+            )
+        for method in ("get_queryset", "process"):
+            if getattr(cls, method) is getattr(ResumableJob, method):
+                raise JobDefinitionError(f"{cls.__qualname__} must implement {method}().")
+        registry.register(cls)
+
+    def get_queryset(self) -> QuerySet[Any]:
+        """The rows to cover. Unordered and unsliced: the library seeks by ``key``."""
+        raise NotImplementedError
+
+    def process(self, chunk: Chunk) -> int | None:
+        """Do the work for one chunk. Runs inside the chunk's transaction, which also moves
+        the checkpoint; it may run again for the same rows if the transaction is retried.
+        Return the number of rows changed, if known."""
+        raise NotImplementedError
+
+    def sql_values(self, connection: Any) -> dict[str, Any] | None:
+        """Optionally, the same new values as database expressions, for ``--sql-side``: the
+        library then issues one ranged ``UPDATE`` per chunk and no values travel. Return
+        ``None`` where no equivalent expression exists (e.g. on this backend)."""
+        return None
+
+    def pending(self, run: RunInfo) -> QuerySet[Any] | None:
+        """Rows present at the start that still need this job's work, for the final
+        verification pass (``None``: the job cannot tell, and no pass is made)."""
+        return None

@@ -1,0 +1,54 @@
+"""Who owns a run. One run of a job at a time is guarded by a lease on its ``JobRun`` row.
+
+The lease is a compare-and-swap on ``owner_token`` plus a heartbeat, not an advisory lock:
+session advisory locks do not survive PgBouncer's transaction pooling and do not exist on
+SQLite, while a row works on every backend and through any pooler. Every chunk fences its
+commit on the token, so a process that lost its lease can never move the checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class Owner:
+    token: str
+    host: str
+    pid: int
+
+    @classmethod
+    def current(cls) -> Owner:
+        return cls(token=uuid.uuid4().hex, host=socket.gethostname(), pid=os.getpid())
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def owner_alive(
+    *,
+    owner_token: str,
+    owner_host: str,
+    owner_pid: int | None,
+    heartbeat_at: datetime | None,
+    now: datetime,
+    stale_after: timedelta,
+) -> bool:
+    """Is the recorded owner still working? On this host a dead pid settles it at once;
+    elsewhere (or for a live pid, which may have been reused) the heartbeat must be fresh."""
+    if not owner_token:
+        return False
+    if owner_host == socket.gethostname() and owner_pid and not pid_alive(owner_pid):
+        return False
+    return heartbeat_at is not None and now - heartbeat_at < stale_after

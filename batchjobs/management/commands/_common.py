@@ -1,0 +1,41 @@
+"""What both commands need before they touch a run: a reachable, migrated database."""
+
+from __future__ import annotations
+
+from django.core.management.base import CommandError
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db.migrations.executor import MigrationExecutor
+
+from batchjobs.exceptions import DatabaseUnavailable
+from batchjobs.exit_codes import ExitCode
+
+
+def where(alias: str = DEFAULT_DB_ALIAS) -> str:
+    """``postgresql at 127.0.0.1:5432/app``: where the database is, never a password."""
+    s = connections[alias].settings_dict
+    if connections[alias].vendor == "sqlite":
+        return f"sqlite at {s['NAME']}"
+    host, port = s.get("HOST") or "localhost", s.get("PORT") or ""
+    return f"{connections[alias].vendor} at {host}:{port}/{s['NAME']}"
+
+
+def require_database(alias: str = DEFAULT_DB_ALIAS) -> None:
+    connection = connections[alias]
+    try:
+        connection.ensure_connection()
+        pending = MigrationExecutor(connection).migration_plan(
+            MigrationExecutor(connection).loader.graph.leaf_nodes()
+        )
+    except DatabaseError as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CommandError(
+            f"{DatabaseUnavailable.__doc__} ({where(alias)}): {first_line}. "
+            "Check that the server is up and DATABASE_URL points at it.",
+            returncode=int(ExitCode.DATABASE_UNAVAILABLE),
+        ) from None
+    if pending:
+        raise CommandError(
+            f"The database ({where(alias)}) has {len(pending)} unapplied migrations; "
+            "run `python manage.py migrate` first.",
+            returncode=int(ExitCode.USAGE),
+        )

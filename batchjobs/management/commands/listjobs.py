@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from batchjobs import control, registry
+from batchjobs.exceptions import BatchJobError
+from batchjobs.management.commands._common import require_database
+from batchjobs.models import JobRun
+
+
+def run_summary(run: JobRun | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "run_id": run.pk,
+        "state": control.display_state(run),
+        "done": run.done,
+        "total": run.total,
+        "percent": run.percent,
+        "chunks": run.chunks,
+        "retries": run.retries,
+        "quarantined": run.quarantined,
+        "quarantined_keys": list(
+            run.quarantined_rows.filter(resolved_at__isnull=True).values_list("key", flat=True)[:50]
+        ),
+        "started_by": run.started_by,
+        "reason": run.reason,
+        "options": run.options,
+        "high_water_mark": run.high_water_mark,
+        "cursor": run.cursor,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "heartbeat_at": run.heartbeat_at.isoformat() if run.heartbeat_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "owner": f"pid {run.owner_pid} on {run.owner_host}" if run.owner_token else None,
+        "error": f"{run.error_message} ({run.error_class})" if run.error_class else None,
+        "verification": run.verification,
+        "stats": run.stats,
+    }
+
+
+class Command(BaseCommand):
+    help = "List the registered jobs with the state of their newest run."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "name",
+            nargs="?",
+            metavar="NAME",
+            help="Show this job's recent runs in detail (audit trail included).",
+        )
+        parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+        parser.add_argument(
+            "--runs", type=int, default=5, help="With NAME: how many recent runs to show."
+        )
+
+    def handle(self, *, name: str | None, json: bool, runs: int, **options: Any) -> None:
+        try:
+            jobs = [registry.get(name)] if name else registry.all_jobs()
+        except BatchJobError as exc:
+            raise CommandError(str(exc), returncode=exc.exit_code) from None
+        require_database()
+        limit = runs if name else 1
+        rows = [
+            {
+                "job": job.name,
+                "description": job.description,
+                "runs": [run_summary(r) for r in JobRun.objects.filter(job=job.name)[:limit]],
+            }
+            for job in jobs
+        ]
+        if json:
+            self.stdout.write(_dumps(rows))
+        elif name:
+            self._detail(rows[0])
+        else:
+            self._table(rows)
+
+    def _table(self, rows: list[dict[str, Any]]) -> None:
+        header = f"{'JOB':<24} {'STATE':<28} {'DONE/TOTAL':>23} {'%':>6}  {'STARTED':<20} FINISHED"
+        self.stdout.write(header)
+        for row in rows:
+            run = row["runs"][0] if row["runs"] else None
+            if run is None:
+                self.stdout.write(f"{row['job']:<24} {'never run':<28}")
+            else:
+                total = "?" if run["total"] is None else f"{run['total']:,}"
+                percent = "" if run["percent"] is None else f"{run['percent']:.1f}"
+                extra = f" [{run['quarantined']} quarantined]" if run["quarantined"] else ""
+                self.stdout.write(
+                    f"{row['job']:<24} {run['state'] + extra:<28} "
+                    f"{run['done']:>11,}/{total:<11} {percent:>6}  "
+                    f"{_short(run['started_at']):<20} {_short(run['finished_at'])}"
+                )
+            self.stdout.write(f"    {row['description']}")
+
+    def _detail(self, row: dict[str, Any]) -> None:
+        self.stdout.write(f"{row['job']}: {row['description']}")
+        if not row["runs"]:
+            self.stdout.write("  never run")
+        for run in row["runs"]:
+            self.stdout.write("")
+            for key, value in run.items():
+                if value not in (None, "", [], {}):
+                    self.stdout.write(f"  {key:<18} {value}")
+
+
+def _short(iso: str | None) -> str:
+    return "" if not iso else iso[:19].replace("T", " ")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str)

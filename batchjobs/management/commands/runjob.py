@@ -1,0 +1,218 @@
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from batchjobs import control, events, registry
+from batchjobs.exceptions import BatchJobError
+from batchjobs.management.commands._common import require_database
+from batchjobs.progress import format_duration
+from batchjobs.rehearsal import rehearse
+from batchjobs.runner import Runner, RunOptions
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not greater than zero")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a non-negative number of seconds")
+    return value
+
+
+class Command(BaseCommand):
+    help = (
+        "Run a resumable batch job, or control its running run. Without options it resumes "
+        "the newest unfinished run of NAME from its checkpoint, or starts a new run."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name", metavar="NAME", help="The job's name (see `listjobs`).")
+        run = parser.add_argument_group("running")
+        run.add_argument(
+            "--batch-size",
+            type=_positive_int,
+            help="Fix the chunk size (rows per transaction) instead of adapting it.",
+        )
+        run.add_argument(
+            "--target-chunk-seconds",
+            type=_seconds,
+            help="Adapt the chunk size to take about this long (default 0.5).",
+        )
+        run.add_argument(
+            "--sleep",
+            type=_seconds,
+            default=0.0,
+            help="Pause this long between chunks, to leave the database room.",
+        )
+        run.add_argument(
+            "--log-format",
+            choices=["json", "console"],
+            help="Events as JSON lines or a live terminal line (default: console on a "
+            "terminal, JSON otherwise).",
+        )
+        run.add_argument(
+            "--max-runtime",
+            type=_seconds,
+            help="Stop (as interrupted) after this many seconds; the next run resumes.",
+        )
+        run.add_argument(
+            "--statement-timeout",
+            type=_seconds,
+            help="Per-chunk statement_timeout in seconds (PostgreSQL; default 30).",
+        )
+        run.add_argument(
+            "--lock-timeout",
+            type=_seconds,
+            help="Per-chunk lock_timeout in seconds (PostgreSQL; default 5).",
+        )
+        run.add_argument(
+            "--max-quarantined",
+            type=_non_negative_int,
+            help="Fail the run when more rows than this fail alone (default 10).",
+        )
+        run.add_argument(
+            "--sql-side",
+            action="store_true",
+            help="Let the database make the new values (one ranged UPDATE per chunk), where "
+            "the job declares an equivalent expression.",
+        )
+        run.add_argument(
+            "--vacuum",
+            action="store_true",
+            help="VACUUM ANALYZE the table at the end (PostgreSQL): a rotation rewrites every row.",
+        )
+        run.add_argument(
+            "--reason",
+            default="",
+            help="Why this run happens (an incident reference); kept in the run's audit trail.",
+        )
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument(
+            "--restart",
+            action="store_true",
+            help="Abandon the unfinished run (recorded as abandoned) and start from the beginning.",
+        )
+        mode.add_argument("--resume", action="store_true", help="Continue a paused run.")
+        mode.add_argument(
+            "--retry-quarantined",
+            action="store_true",
+            help="Process only the rows the newest run set aside.",
+        )
+        mode.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Rehearse on a sample of real rows in a transaction that is rolled back.",
+        )
+        mode.add_argument(
+            "--pause",
+            action="store_true",
+            help="Ask the running run to pause at its next chunk (from another terminal).",
+        )
+        mode.add_argument(
+            "--cancel",
+            action="store_true",
+            help="Ask the running run to stop for good at its next chunk.",
+        )
+        mode.add_argument(
+            "--tune",
+            action="store_true",
+            help="Apply --sleep/--batch-size/--target-chunk-seconds to the running run.",
+        )
+        parser.add_argument(
+            "--sample",
+            type=_positive_int,
+            default=None,
+            help="Rows to rehearse with --dry-run (default: one chunk).",
+        )
+
+    def handle(self, *, name: str, **options: Any) -> None:
+        try:
+            job_class = registry.get(name)
+        except BatchJobError as exc:
+            raise CommandError(str(exc), returncode=exc.exit_code) from None
+        require_database()
+        try:
+            if options["pause"] or options["cancel"]:
+                action = "pause" if options["pause"] else "cancel"
+                self.stderr.write(control.request(name, action))
+                return
+            if options["tune"]:
+                self.stderr.write(
+                    control.tune(
+                        name,
+                        sleep=options["sleep"] if options["sleep"] else None,
+                        batch_size=options["batch_size"],
+                        target_chunk_seconds=options["target_chunk_seconds"],
+                    )
+                )
+                return
+            job = job_class()
+            if options["dry_run"]:
+                self._dry_run(job, sample=options["sample"] or options["batch_size"] or 1_000)
+                return
+            events.configure(log_format=options["log_format"], stream=self.stdout._out)
+            run_options = RunOptions(
+                batch_size=options["batch_size"],
+                target_chunk_seconds=options["target_chunk_seconds"],
+                sleep=options["sleep"],
+                restart=options["restart"],
+                resume=options["resume"],
+                retry_quarantined=options["retry_quarantined"],
+                max_runtime=options["max_runtime"],
+                statement_timeout=options["statement_timeout"],
+                lock_timeout=options["lock_timeout"],
+                max_quarantined=options["max_quarantined"],
+                vacuum=options["vacuum"],
+                sql_side=options["sql_side"],
+                reason=options["reason"],
+            )
+            outcome = Runner(job, run_options).run()
+        except BatchJobError as exc:
+            raise CommandError(str(exc), returncode=exc.exit_code) from None
+        if outcome.exit_code:
+            raise CommandError(outcome.message, returncode=outcome.exit_code)
+        self.stderr.write(outcome.message, style_func=self.style.SUCCESS)
+
+    def _dry_run(self, job: Any, *, sample: int) -> None:
+        result = rehearse(job, sample=sample)
+        out = self.stdout
+        out.write(f"Dry run of {job.name} on {result.sample:,} rows (rolled back):")
+        out.write(
+            f"  rows that would change: {result.changed if result.changed is not None else 0:,}"
+        )
+        out.write(f"  uniqueness or other error: {result.error or 'none'}")
+        if result.seconds_per_row is not None:
+            out.write(f"  time per row: {result.seconds_per_row * 1e6:,.1f} us")
+            out.write(
+                f"  projected for {result.total:,} rows: "
+                f"{format_duration(result.projected_seconds)} (one worker, no sleep)"
+            )
+        else:
+            out.write("  no rows to rehearse on.")
+        if result.error:
+            raise CommandError(f"The rehearsal hit an error: {result.error}", returncode=1)

@@ -1,0 +1,161 @@
+"""Which database errors are transient, and the tenacity policy that retries them.
+
+Classification reads the SQLSTATE, not the driver's class names, so it holds for psycopg2
+and psycopg 3 alike; SQLite has no SQLSTATE and is recognised by its one transient
+message. Only the chunk's whole transaction is retried, never a statement inside an open
+``atomic()`` block: the runner opens the transaction inside the retried callable.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any
+
+from django.db import utils as db_utils
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_any,
+    stop_when_event_set,
+    wait_exponential_jitter,
+)
+
+
+class ErrorKind(enum.StrEnum):
+    CONNECTION_LOST = "connection_lost"
+    DEADLOCK = "deadlock"
+    SERIALIZATION_FAILURE = "serialization_failure"
+    LOCK_TIMEOUT = "lock_timeout"
+    STATEMENT_TIMEOUT = "statement_timeout"
+    DATABASE_BUSY = "database_busy"
+    UNIQUE_VIOLATION = "unique_violation"
+    PERMANENT = "permanent"
+
+
+TRANSIENT = frozenset(ErrorKind) - {ErrorKind.PERMANENT}
+
+_BY_SQLSTATE = {
+    "40P01": ErrorKind.DEADLOCK,
+    "40001": ErrorKind.SERIALIZATION_FAILURE,
+    "55P03": ErrorKind.LOCK_TIMEOUT,
+    "57014": ErrorKind.STATEMENT_TIMEOUT,
+    "23505": ErrorKind.UNIQUE_VIOLATION,
+    "57P01": ErrorKind.CONNECTION_LOST,  # admin_shutdown: pg_terminate_backend, fast shutdown
+    "57P02": ErrorKind.CONNECTION_LOST,  # crash_shutdown
+    "57P03": ErrorKind.CONNECTION_LOST,  # cannot_connect_now: the server is starting up
+    "53300": ErrorKind.CONNECTION_LOST,  # too_many_connections
+}
+
+# A unique violation is transient only for jobs that make random values: one retry makes
+# fresh ones. A deterministic collision fails again at once and is not retried further.
+_ATTEMPTS_FOR_UNIQUE_VIOLATION = 2
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error or of the driver error it wraps."""
+    for candidate in (exc, exc.__cause__):
+        if candidate is None:
+            continue
+        code = getattr(candidate, "pgcode", None) or getattr(candidate, "sqlstate", None)
+        if code:
+            return str(code)
+    return None
+
+
+def classify(exc: BaseException) -> ErrorKind:
+    code = sqlstate(exc)
+    if code is not None:
+        if code in _BY_SQLSTATE:
+            return _BY_SQLSTATE[code]
+        if code.startswith("08"):  # connection_exception class
+            return ErrorKind.CONNECTION_LOST
+        return ErrorKind.PERMANENT
+    if isinstance(exc, db_utils.OperationalError) and "database is locked" in str(exc):
+        return ErrorKind.DATABASE_BUSY
+    if isinstance(exc, db_utils.InterfaceError):
+        return ErrorKind.CONNECTION_LOST
+    if isinstance(exc, db_utils.OperationalError) and _is_postgres_driver_error(exc):
+        # No SQLSTATE: libpq lost the socket ("server closed the connection unexpectedly",
+        # "could not connect", "SSL SYSCALL error: EOF detected").
+        return ErrorKind.CONNECTION_LOST
+    return ErrorKind.PERMANENT
+
+
+def is_transient(exc: BaseException) -> bool:
+    return classify(exc) in TRANSIENT
+
+
+def _is_postgres_driver_error(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    return cause is not None and type(cause).__module__.split(".")[0] in {"psycopg2", "psycopg"}
+
+
+def _stop(max_attempts: int) -> Callable[[RetryCallState], bool]:
+    def stop(state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        limit = max_attempts
+        if exc is not None and classify(exc) is ErrorKind.UNIQUE_VIOLATION:
+            limit = min(limit, _ATTEMPTS_FOR_UNIQUE_VIOLATION)
+        return state.attempt_number >= limit
+
+    return stop
+
+
+def policy(
+    *,
+    max_attempts: int,
+    max_wait: float,
+    sleep: Callable[[float], Any],
+    before_sleep: Callable[[RetryCallState], Any],
+    stop_event: Any,
+    initial_wait: float = 0.2,
+) -> Retrying:
+    """The retry policy for one chunk: transient errors only, exponential backoff with
+    jitter, at most ``max_attempts`` tries, and no more waiting once a stop is requested."""
+    return Retrying(
+        retry=retry_if_exception(is_transient),
+        stop=stop_any(_stop(max_attempts), stop_when_event_set(stop_event)),
+        wait=wait_exponential_jitter(initial=initial_wait, max=max_wait),
+        sleep=sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+
+
+_MAX_MESSAGE = 300
+
+
+def describe(exc: BaseException) -> tuple[str, str]:
+    """``(error_class, message)`` safe to log and store: never a value from a row.
+
+    A database's message can quote the offending value ("Key (token)=(...) already
+    exists", "invalid input syntax for type uuid: ..."), so for errors with a SQLSTATE only
+    the condition and the names of the constraint, table and column are kept. Other errors
+    keep the first line of their message, truncated.
+    """
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    error_class = f"{type(cause).__module__}.{type(cause).__qualname__}"
+    code = sqlstate(exc)
+    if code is not None:
+        kind = classify(exc)
+        condition = kind.value if kind is not ErrorKind.PERMANENT else "database error"
+        diag = getattr(cause, "diag", None)
+        names = [
+            f"{label} {value}"
+            for label, value in (
+                ("constraint", getattr(diag, "constraint_name", None)),
+                ("table", getattr(diag, "table_name", None)),
+                ("column", getattr(diag, "column_name", None)),
+            )
+            if value
+        ]
+        return error_class, f"{condition} (SQLSTATE {code})" + (
+            f" on {', '.join(names)}" if names else ""
+        )
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else type(exc).__name__
+    if len(message) > _MAX_MESSAGE:
+        message = message[: _MAX_MESSAGE - 3] + "..."
+    return error_class, message

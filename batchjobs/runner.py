@@ -1,0 +1,790 @@
+"""One run's life: claim the lease, loop over chunks, verify, finish.
+
+Each chunk is ONE transaction that (1) locks the run row and reads the authoritative
+checkpoint, (2) plans the next keys after it, (3) lets the job write, and (4) moves the
+checkpoint, fenced on the lease. Either all of it commits or none of it does, so a crash
+redoes at most the chunk in flight, and a retry after an ambiguous commit (the connection
+died while COMMIT was on the wire) re-reads the checkpoint and does not redo the chunk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from django.db import DatabaseError, IntegrityError, connections, router, transaction
+from django.db.models import F, QuerySet
+from django.db.models.functions import Now
+from django.utils import timezone
+from tenacity import RetryCallState
+
+from batchjobs import conf, events, health, retry
+from batchjobs.exceptions import (
+    InvalidOption,
+    JobFailed,
+    LeaseLost,
+    RunBusy,
+    RunNotResumable,
+)
+from batchjobs.exit_codes import ExitCode
+from batchjobs.job import ResumableJob, RunInfo
+from batchjobs.keyset import Chunk, Keyset, check_queryset, high_water_mark
+from batchjobs.lease import Owner, owner_alive
+from batchjobs.models import UNFINISHED, JobRun, QuarantinedRow, State, check_transition
+from batchjobs.progress import ProgressEstimator
+from batchjobs.sizing import ChunkSizer
+from batchjobs.stopping import ForcedStop, Stopper
+from batchjobs.tables import table_bytes, vacuum_analyze
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run; every field has a command-line option of the same name."""
+
+    batch_size: int | None = None
+    target_chunk_seconds: float | None = None
+    sleep: float = 0.0
+    restart: bool = False
+    resume: bool = False
+    retry_quarantined: bool = False
+    max_runtime: float | None = None
+    statement_timeout: float | None = None
+    lock_timeout: float | None = None
+    max_quarantined: int | None = None
+    vacuum: bool = False
+    sql_side: bool = False
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        positive = {
+            "batch_size": self.batch_size,
+            "target_chunk_seconds": self.target_chunk_seconds,
+            "max_runtime": self.max_runtime,
+            "statement_timeout": self.statement_timeout,
+            "lock_timeout": self.lock_timeout,
+        }
+        for name, value in positive.items():
+            if value is not None and value <= 0:
+                raise InvalidOption(f"--{name.replace('_', '-')} must be greater than zero.")
+        if self.sleep < 0:
+            raise InvalidOption("--sleep must be zero or more.")
+        if self.max_quarantined is not None and self.max_quarantined < 0:
+            raise InvalidOption("--max-quarantined must be zero or more.")
+        if self.restart and (self.resume or self.retry_quarantined):
+            raise InvalidOption("--restart cannot be combined with --resume/--retry-quarantined.")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run_id: int
+    state: str
+    exit_code: int
+    message: str
+
+
+@dataclass(frozen=True)
+class _ChunkResult:
+    rows: int
+    seconds: float
+    exhausted: bool = False
+
+
+class _TooManyQuarantined(Exception):
+    pass
+
+
+class Runner:
+    def __init__(
+        self,
+        job: ResumableJob,
+        options: RunOptions | None = None,
+        *,
+        stopper: Stopper | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.job = job
+        self.options = options or RunOptions()
+        self.settings = conf.get()
+        self.stopper = stopper or Stopper()
+        self.clock = clock
+        self.owner = Owner.current()
+        self.log = events.get_logger(job=job.name)
+        self.queryset: QuerySet[Any] = job.get_queryset()
+        check_queryset(self.queryset)
+        self.alias = router.db_for_write(self.queryset.model)
+        self.connection = connections[self.alias]
+        self.health_checks = health.load(self.settings.HEALTH_CHECKS)
+        self.sql_values = job.sql_values(self.connection) if self.options.sql_side else None
+        if self.options.sql_side and not self.sql_values:
+            raise InvalidOption(
+                f"{job.name} has no SQL-side values on {self.connection.vendor}; "
+                "run it without --sql-side."
+            )
+        self.sizer = ChunkSizer(
+            size=self.options.batch_size or self.settings.INITIAL_CHUNK_SIZE,
+            target_seconds=self.options.target_chunk_seconds or self.settings.TARGET_CHUNK_SECONDS,
+            minimum=self.settings.MIN_CHUNK_SIZE,
+            maximum=max(self.settings.MAX_CHUNK_SIZE, self.options.batch_size or 0),
+            fixed=self.options.batch_size is not None,
+        )
+        self.sleep_seconds = self.options.sleep
+        self._retries_to_record = 0
+        self._requested_action = ""
+        self._tuning: dict[str, Any] = {}
+        self._applied_tuning: dict[str, Any] = {}
+        self._last_heartbeat = 0.0
+        self._last_health_check = 0.0
+
+    # -- the run as a whole -------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        with self.stopper.installed():
+            run = self._claim()
+            self.run_id = run.pk
+            self.log = self.log.bind(run_id=run.pk)
+            try:
+                return self._drive(run)
+            except ForcedStop:
+                return self._interrupted("a second stop signal")
+            except LeaseLost:
+                self.log.error(events.FAILED, error_class="LeaseLost", error=str(LeaseLost()))
+                raise
+            except Exception as exc:
+                if self.stopper.requested and retry.is_transient(exc):
+                    return self._interrupted("a stop signal during retries")
+                raise self._failed(exc) from None
+
+    def _drive(self, run: JobRun) -> Outcome:
+        unbounded = Keyset(self.queryset, self.job.key, None)
+        self.keyset = replace(unbounded, upto=unbounded.decode(run.high_water_mark))
+        self._done_at_start = run.done
+        self.run_info = RunInfo(
+            run_id=run.pk, started_at=run.started_at, high_water_mark=self.keyset.upto
+        )
+        started = self.clock()
+        self.progress = ProgressEstimator(total=run.total, done=run.done, started_at=started)
+        self.log.info(
+            events.STARTED,
+            resumed=run.chunks > 0 or run.done > 0,
+            done=run.done,
+            total=run.total,
+            high_water_mark=run.high_water_mark,
+            cursor=run.cursor,
+            chunk_size=self.sizer.size,
+            options=run.options,
+            started_by=run.started_by,
+            reason=run.reason,
+        )
+        self._retry_quarantined_rows()
+        last_emit = started
+        while True:
+            outcome = self._between_chunks(started)
+            if outcome is not None:
+                return outcome
+            result = self._next_chunk()
+            if result.exhausted:
+                break
+            now = self.clock()
+            self.progress.advance(result.rows, now=now)
+            self.sizer.observe(rows=result.rows, seconds=result.seconds)
+            if now - last_emit >= self.settings.PROGRESS_INTERVAL_SECONDS:
+                self._emit_progress(now)
+                last_emit = now
+        self._emit_progress(self.clock())
+        return self._finish(started)
+
+    def _emit_progress(self, now: float) -> None:
+        snap = self.progress.snapshot(now=now)
+        self.log.info(events.PROGRESS, **asdict(snap), chunk_size=self.sizer.size)
+
+    # -- claiming the run: resume, take over, or start ----------------------------------
+
+    def _claim(self) -> JobRun:
+        try:
+            with transaction.atomic(using=self.alias):
+                current = (
+                    JobRun.objects.using(self.alias)
+                    .select_for_update()
+                    .filter(job=self.job.name, state__in=UNFINISHED)
+                    .first()
+                )
+                if current is None and self.options.retry_quarantined:
+                    return self._reopen_quarantined()
+                if current is not None:
+                    if self._alive(current):
+                        raise RunBusy(self._busy_message(current))
+                    if self.options.restart:
+                        self._set_state(current, State.ABANDONED, finished_at=timezone.now())
+                    elif current.state == State.PAUSED and not self.options.resume:
+                        raise RunNotResumable(
+                            f"Run #{current.pk} of {self.job.name} is paused. Continue it with "
+                            f"`runjob {self.job.name} --resume`, or start over with --restart."
+                        )
+                    else:
+                        return self._take_over(current)
+                elif self.options.resume:
+                    raise RunNotResumable(f"{self.job.name} has no unfinished run to resume.")
+                return self._create()
+        except IntegrityError:
+            # Another process created a run between our look and our insert.
+            current = (
+                JobRun.objects.using(self.alias)
+                .filter(job=self.job.name, state__in=UNFINISHED)
+                .first()
+            )
+            raise RunBusy(self._busy_message(current)) from None
+
+    def _alive(self, run: JobRun) -> bool:
+        return owner_alive(
+            owner_token=run.owner_token,
+            owner_host=run.owner_host,
+            owner_pid=run.owner_pid,
+            heartbeat_at=run.heartbeat_at,
+            now=timezone.now(),
+            stale_after=timedelta(seconds=self.settings.STALE_AFTER_SECONDS),
+        )
+
+    def _busy_message(self, run: JobRun | None) -> str:
+        if run is None:
+            return f"Another process is starting {self.job.name}; try again in a moment."
+        return (
+            f"{self.job.name} is already running as run #{run.pk} "
+            f"(pid {run.owner_pid} on {run.owner_host}, last heartbeat {run.heartbeat_at:%H:%M:%S}"
+            f" UTC). Wait for it, or stop it with `runjob {self.job.name} --pause` or --cancel."
+        )
+
+    def _owner_fields(self) -> dict[str, Any]:
+        return {
+            "owner_token": self.owner.token,
+            "owner_host": self.owner.host,
+            "owner_pid": self.owner.pid,
+            "heartbeat_at": timezone.now(),
+            "requested_action": "",
+        }
+
+    def _session(self) -> dict[str, Any]:
+        return {
+            "by": _os_user(),
+            "at": timezone.now().isoformat(),
+            "host": self.owner.host,
+            "pid": self.owner.pid,
+            "reason": self.options.reason,
+        }
+
+    def _recorded_options(self) -> dict[str, Any]:
+        opts = asdict(self.options)
+        return {k: v for k, v in opts.items() if v not in (None, False, "", {})}
+
+    def _create(self) -> JobRun:
+        hwm = high_water_mark(self.queryset, self.job.key)
+        keyset = Keyset(self.queryset, self.job.key, hwm)
+        total = keyset.bounded().count() if hwm is not None else 0
+        run = JobRun.objects.using(self.alias).create(
+            job=self.job.name,
+            state=State.RUNNING,
+            high_water_mark=keyset.encode(hwm),
+            total=total,
+            options=self._recorded_options(),
+            started_by=_os_user(),
+            reason=self.options.reason,
+            stats={
+                "table_bytes_before": table_bytes(self.connection, self.queryset.model),
+                "sessions": [self._session()],
+            },
+            **self._owner_fields(),
+        )
+        # The run's start on the database's clock: a job's verification compares with it.
+        JobRun.objects.using(self.alias).filter(pk=run.pk).update(started_at=Now())
+        run.refresh_from_db()
+        return run
+
+    def _take_over(self, run: JobRun) -> JobRun:
+        stats = dict(run.stats)
+        stats["sessions"] = [*stats.get("sessions", []), self._session()][-50:]
+        options = {**run.options, **self._recorded_options()}
+        self._set_state(run, State.RUNNING, stats=stats, options=options, **self._owner_fields())
+        run.refresh_from_db()
+        return run
+
+    def _reopen_quarantined(self) -> JobRun:
+        run = (
+            JobRun.objects.using(self.alias)
+            .select_for_update()
+            .filter(job=self.job.name, state=State.QUARANTINED)
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        if run is None:
+            raise RunNotResumable(f"{self.job.name} has no run with quarantined rows.")
+        return self._take_over(run)
+
+    def _set_state(self, run: JobRun, state: State, **fields: Any) -> None:
+        """Change state through the transitions table; the update is fenced on the lease."""
+        check_transition(run.state, state)
+        updated = (
+            JobRun.objects.using(self.alias)
+            .filter(pk=run.pk, state=run.state, owner_token=run.owner_token)
+            .update(state=state, **fields)
+        )
+        if not updated:
+            raise LeaseLost()
+        run.state = state
+
+    def _release(self, state: State, **fields: Any) -> None:
+        """Leave the run in ``state`` and give the lease up (in its own transaction)."""
+        self._reset_connection_if_broken()
+        run = JobRun.objects.using(self.alias).get(pk=self.run_id)
+        if run.owner_token != self.owner.token:
+            raise LeaseLost()
+        self._set_state(
+            run,
+            state,
+            owner_token="",
+            heartbeat_at=timezone.now(),
+            retries=F("retries") + self._retries_to_record,
+            **fields,
+        )
+        self._retries_to_record = 0
+
+    # -- between chunks: stop, pause, cancel, tuning, throttling ------------------------
+
+    def _between_chunks(self, started: float) -> Outcome | None:
+        if self.stopper.requested:
+            return self._interrupted(f"{self.stopper.signal_name or 'a stop request'}")
+        if self._requested_action == "pause":
+            return self._parked(State.PAUSED, events.PAUSED, ExitCode.PAUSED)
+        if self._requested_action == "cancel":
+            return self._parked(State.CANCELLED, events.CANCELLED, ExitCode.CANCELLED)
+        max_runtime = self.options.max_runtime
+        if max_runtime is not None and self.clock() - started >= max_runtime:
+            return self._interrupted(f"--max-runtime {max_runtime:g}s reached")
+        self._apply_tuning()
+        self._throttle()
+        if self.sleep_seconds > 0:
+            self._wait(self.sleep_seconds)
+            if self.stopper.requested:
+                return self._interrupted(f"{self.stopper.signal_name}")
+        return None
+
+    def _apply_tuning(self) -> None:
+        if self._tuning == self._applied_tuning:
+            return
+        tuning = self._tuning
+        if "sleep" in tuning:
+            self.sleep_seconds = float(tuning["sleep"])
+        self.sizer.retune(
+            size=tuning.get("batch_size") if tuning.get("batch_size") else None,
+            target_seconds=tuning.get("target_chunk_seconds"),
+        )
+        self._applied_tuning = dict(tuning)
+        self.log.info(
+            "job.tuned", sleep=self.sleep_seconds, chunk_size=self.sizer.size, tuning=tuning
+        )
+
+    def _throttle(self) -> None:
+        if not self.health_checks:
+            return
+        while not self.stopper.requested:
+            verdict = next(
+                (v for check in self.health_checks if (v := check(self.connection))), None
+            )
+            if verdict is None:
+                return
+            self.log.warning(
+                events.THROTTLED, reason=verdict.reason, wait_seconds=verdict.wait_seconds
+            )
+            self._wait(verdict.wait_seconds)
+            self._poll_control()
+            if self._requested_action:
+                return
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep in slices, keeping the heartbeat fresh and waking on a stop request."""
+        end = self.clock() + seconds
+        while not self.stopper.requested:
+            left = end - self.clock()
+            if left <= 0:
+                return
+            self.stopper.sleep(min(left, self.settings.HEARTBEAT_SECONDS))
+            self._heartbeat()
+
+    def _heartbeat(self) -> None:
+        try:
+            updated = (
+                JobRun.objects.using(self.alias)
+                .filter(pk=self.run_id, owner_token=self.owner.token)
+                .update(heartbeat_at=timezone.now())
+            )
+        except DatabaseError:
+            self._reset_connection_if_broken()
+            return  # the next chunk's retries deal with a lost database
+        if not updated:
+            raise LeaseLost()
+
+    def _poll_control(self) -> None:
+        row = (
+            JobRun.objects.using(self.alias)
+            .filter(pk=self.run_id)
+            .values("requested_action", "tuning")
+            .first()
+        )
+        if row:
+            self._requested_action, self._tuning = row["requested_action"], row["tuning"]
+
+    def _parked(self, state: State, event: str, code: ExitCode) -> Outcome:
+        self._release(state, requested_action="")
+        how = (
+            f"continue with `runjob {self.job.name} --resume`"
+            if state == State.PAUSED
+            else "the run will not be continued; its record stays for inspection"
+        )
+        message = f"Run #{self.run_id} of {self.job.name} is {state}: {how}."
+        self.log.warning(event, done=self.progress.done, total=self.progress.total, message=message)
+        return Outcome(self.run_id, state, int(code), message)
+
+    def _interrupted(self, why: str) -> Outcome:
+        self._release(State.INTERRUPTED)
+        message = (
+            f"Run #{self.run_id} of {self.job.name} interrupted by {why} after "
+            f"{self.progress.done:,} of {self.progress.total or 0:,} rows; every committed "
+            f"chunk is kept. Resume with: python manage.py runjob {self.job.name}"
+        )
+        self.log.warning(
+            events.INTERRUPTED,
+            done=self.progress.done,
+            total=self.progress.total,
+            signal=self.stopper.signal_name,
+            reason=why,
+            resume_command=f"python manage.py runjob {self.job.name}",
+        )
+        return Outcome(self.run_id, State.INTERRUPTED, self.stopper.exit_code, message)
+
+    def _failed(self, exc: BaseException) -> JobFailed:
+        error_class, error = retry.describe(exc)
+        # The database may be gone; then the lease goes stale and the next run takes over.
+        with contextlib.suppress(Exception):
+            self._release(State.FAILED, error_class=error_class, error_message=error)
+        self.log.error(
+            events.FAILED,
+            error_class=error_class,
+            error=error,
+            done=getattr(getattr(self, "progress", None), "done", None),
+        )
+        return JobFailed(
+            f"Run #{self.run_id} of {self.job.name} failed: {error} ({error_class}). "
+            f"Its checkpoint is kept; after a fix, `runjob {self.job.name}` resumes it."
+        )
+
+    # -- one chunk ----------------------------------------------------------------------
+
+    def _next_chunk(self) -> _ChunkResult:
+        try:
+            return self._with_retries(lambda: self._chunk(size=self.sizer.size))
+        except Exception as exc:
+            if retry.is_transient(exc) or self.stopper.requested:
+                raise
+            # A non-transient error: find the bad rows instead of stopping a million good ones.
+            keys = self._with_retries(self._keys_after_checkpoint)
+            started = self.clock()
+            rows = self._settle(keys, first_error=exc)
+            return _ChunkResult(rows=rows, seconds=self.clock() - started)
+
+    def _with_retries(self, attempt_fn: Callable[[], T]) -> T:
+        policy = retry.policy(
+            max_attempts=self.settings.MAX_ATTEMPTS,
+            max_wait=self.settings.MAX_RETRY_WAIT_SECONDS,
+            sleep=self._wait,
+            before_sleep=self._on_retry,
+            stop_event=self.stopper.event,
+        )
+        return policy(attempt_fn)
+
+    def _on_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        assert exc is not None
+        kind = retry.classify(exc)
+        if kind is retry.ErrorKind.CONNECTION_LOST:
+            self._reset_connection()
+        if kind is retry.ErrorKind.STATEMENT_TIMEOUT:
+            self.sizer.shrink()
+        self._retries_to_record += 1
+        error_class, error = retry.describe(exc)
+        self.log.warning(
+            events.RETRY,
+            attempt=state.attempt_number,
+            error_kind=kind.value,
+            error_class=error_class,
+            error=error,
+            wait_seconds=round(state.next_action.sleep, 3) if state.next_action else None,
+            chunk_size=self.sizer.size,
+        )
+
+    def _reset_connection(self) -> None:
+        with contextlib.suppress(DatabaseError):
+            self.connection.close()
+        self.connection.connection = None
+
+    def _reset_connection_if_broken(self) -> None:
+        if self.connection.connection is not None and not self.connection.is_usable():
+            self._reset_connection()
+
+    def _keys_after_checkpoint(self) -> list[Any]:
+        run = JobRun.objects.using(self.alias).filter(pk=self.run_id).values("cursor").first()
+        cursor = self.keyset.decode(run["cursor"]) if run else None
+        return self.keyset.next_keys(after=cursor, limit=self.sizer.size)
+
+    def _lock_run(self) -> dict[str, Any]:
+        row = (
+            JobRun.objects.using(self.alias)
+            .select_for_update()
+            .filter(pk=self.run_id, owner_token=self.owner.token)
+            .values("cursor", "requested_action", "tuning")
+            .first()
+        )
+        if row is None:
+            raise LeaseLost()
+        self._requested_action, self._tuning = row["requested_action"], row["tuning"]
+        return row
+
+    def _set_timeouts(self) -> None:
+        if self.connection.vendor != "postgresql":
+            return
+        statement = self.options.statement_timeout or self.settings.STATEMENT_TIMEOUT_SECONDS
+        lock = self.options.lock_timeout or self.settings.LOCK_TIMEOUT_SECONDS
+        with self.connection.cursor() as cursor:
+            # SET LOCAL: the limits end with the transaction, and they survive PgBouncer's
+            # transaction pooling, unlike a session-level SET.
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, true), "
+                "set_config('lock_timeout', %s, true)",
+                [f"{int(statement * 1000)}ms", f"{int(lock * 1000)}ms"],
+            )
+
+    def _chunk(self, *, size: int | None = None, keys: Sequence[Any] | None = None) -> _ChunkResult:
+        """One transaction: lock the run, plan, process, move the checkpoint."""
+        started = self.clock()
+        with transaction.atomic(using=self.alias):
+            self._set_timeouts()
+            row = self._lock_run()
+            cursor = self.keyset.decode(row["cursor"])
+            if keys is None:
+                keys = self.keyset.next_keys(after=cursor, limit=size or self.sizer.size)
+                if not keys:
+                    return _ChunkResult(rows=0, seconds=0.0, exhausted=True)
+            elif cursor is not None and cursor in keys:
+                # Part of this list committed already (an ambiguous commit): skip it.
+                keys = keys[list(keys).index(cursor) + 1 :]
+                if not keys:
+                    return _ChunkResult(rows=0, seconds=0.0)
+            self._process(Chunk(keys=keys, keyset=self.keyset))
+            self._advance(keys[-1], len(keys))
+        return _ChunkResult(rows=len(keys), seconds=self.clock() - started)
+
+    def _process(self, chunk: Chunk) -> None:
+        if self.sql_values is not None:
+            chunk.queryset.update(**self.sql_values)
+        else:
+            self.job.process(chunk)
+
+    def _advance(self, last_key: Any, rows: int, **extra: Any) -> None:
+        updated = (
+            JobRun.objects.using(self.alias)
+            .filter(pk=self.run_id, owner_token=self.owner.token)
+            .update(
+                cursor=self.keyset.encode(last_key),
+                done=F("done") + rows,
+                chunks=F("chunks") + 1,
+                retries=F("retries") + self._retries_to_record,
+                heartbeat_at=timezone.now(),
+                **extra,
+            )
+        )
+        if not updated:
+            raise LeaseLost()
+        self._retries_to_record = 0
+
+    # -- quarantine: bisect a failing chunk down to its bad rows ------------------------
+
+    def _settle(self, keys: Sequence[Any], *, first_error: BaseException | None = None) -> int:
+        """Process ``keys`` in halves until the rows that fail alone are found and set aside."""
+        if not keys:
+            return 0
+        if first_error is None:
+            try:
+                return self._with_retries(lambda: self._chunk(keys=keys)).rows
+            except Exception as exc:
+                if retry.is_transient(exc) or self.stopper.requested:
+                    raise
+                first_error = exc
+        if len(keys) == 1:
+            self._quarantine(keys[0], first_error)
+            return 1
+        middle = len(keys) // 2
+        return self._settle(keys[:middle]) + self._settle(keys[middle:])
+
+    def _max_quarantined(self) -> int:
+        if self.options.max_quarantined is not None:
+            return self.options.max_quarantined
+        return self.settings.MAX_QUARANTINED
+
+    def _quarantine(self, key: Any, exc: BaseException) -> None:
+        error_class, error = retry.describe(exc)
+        limit = self._max_quarantined()
+        with transaction.atomic(using=self.alias):
+            row = self._lock_run()
+            if self.keyset.decode(row["cursor"]) == key:
+                return
+            count = (
+                QuarantinedRow.objects.using(self.alias)
+                .filter(run_id=self.run_id, resolved_at__isnull=True)
+                .count()
+            )
+            if count >= limit:
+                raise _TooManyQuarantined(
+                    f"{count} rows are quarantined already (limit {limit}, --max-quarantined) "
+                    f"and key {self.keyset.encode(key)} failed too: {error}"
+                ) from None
+            QuarantinedRow.objects.using(self.alias).create(
+                run_id=self.run_id,
+                key=self.keyset.encode(key),
+                error_class=error_class,
+                error_message=error,
+            )
+            self._advance(key, 1, quarantined=F("quarantined") + 1)
+        self.log.warning(
+            events.QUARANTINED, key=self.keyset.encode(key), error_class=error_class, error=error
+        )
+
+    def _retry_quarantined_rows(self) -> None:
+        """A resumed run first owes the rows it set aside; so does --retry-quarantined."""
+        pending = list(
+            QuarantinedRow.objects.using(self.alias).filter(
+                run_id=self.run_id, resolved_at__isnull=True
+            )
+        )
+        for entry in pending:
+            key = self.keyset.decode(entry.key)
+
+            def attempt(entry: QuarantinedRow = entry, key: Any = key) -> None:
+                with transaction.atomic(using=self.alias):
+                    self._set_timeouts()
+                    self._lock_run()
+                    self._process(Chunk(keys=[key], keyset=self.keyset))
+                    QuarantinedRow.objects.using(self.alias).filter(pk=entry.pk).update(
+                        resolved_at=timezone.now()
+                    )
+                    JobRun.objects.using(self.alias).filter(pk=self.run_id).update(
+                        quarantined=F("quarantined") - 1
+                    )
+
+            try:
+                self._with_retries(attempt)
+            except Exception as exc:
+                if retry.is_transient(exc) or self.stopper.requested:
+                    raise
+                error_class, error = retry.describe(exc)
+                QuarantinedRow.objects.using(self.alias).filter(pk=entry.pk).update(
+                    error_class=error_class, error_message=error
+                )
+
+    # -- the end: verify, measure, finish -----------------------------------------------
+
+    def _verify(self) -> dict[str, Any]:
+        """Re-check that no row present at the start still needs the job (a write-back
+        or a bypass of the model), re-sweeping any found, and report the counts."""
+        pending = self.job.pending(self.run_info)
+        if pending is None:
+            return {}
+        found = self._with_retries(pending.count)
+        reswept = 0
+        if found:
+            sweep = Keyset(pending, self.job.key, self.keyset.upto)
+            after = None
+            while keys := self._with_retries(
+                lambda after=after: sweep.next_keys(after=after, limit=self.sizer.size)
+            ):
+
+                def attempt(keys: list[Any] = keys) -> None:
+                    with transaction.atomic(using=self.alias):
+                        self._set_timeouts()
+                        self._lock_run()
+                        self._process(Chunk(keys=keys, keyset=sweep))
+
+                self._with_retries(attempt)
+                reswept += len(keys)
+                after = keys[-1]
+        remaining = self._with_retries(pending.count) if found else 0
+        result = {
+            "checked": self.progress.total,
+            "stale_found": found,
+            "reswept": reswept,
+            "remaining": remaining,
+        }
+        self.log.info(events.VERIFIED, **result)
+        return result
+
+    def _finish(self, started: float) -> Outcome:
+        verification = self._verify()
+        if verification.get("remaining"):
+            raise JobFailed(
+                f"verification found {verification['remaining']} rows still pending after a "
+                "re-sweep"
+            )
+        run = JobRun.objects.using(self.alias).get(pk=self.run_id)
+        stats = dict(run.stats)
+        stats["table_bytes_after"] = table_bytes(self.connection, self.queryset.model)
+        if self.options.vacuum:
+            vacuum_analyze(self.connection, self.queryset.model)
+            stats["table_bytes_after_vacuum"] = table_bytes(self.connection, self.queryset.model)
+        unresolved = QuarantinedRow.objects.using(self.alias).filter(
+            run_id=self.run_id, resolved_at__isnull=True
+        )
+        quarantined = unresolved.count()
+        state = State.QUARANTINED if quarantined else State.SUCCEEDED
+        self._release(
+            state,
+            finished_at=timezone.now(),
+            verification=verification,
+            stats=stats,
+            error_class="",
+            error_message="",
+        )
+        elapsed = self.clock() - started
+        self.log.info(
+            events.FINISHED,
+            state=state.value,
+            done=self.progress.done,
+            total=self.progress.total,
+            quarantined=quarantined,
+            duration_seconds=round(elapsed, 3),
+            rate=round((self.progress.done - self._done_at_start) / elapsed, 1)
+            if elapsed
+            else None,
+            verification=verification,
+            table_bytes_before=stats.get("table_bytes_before"),
+            table_bytes_after=stats.get("table_bytes_after"),
+            table_bytes_after_vacuum=stats.get("table_bytes_after_vacuum"),
+        )
+        if quarantined:
+            keys = list(unresolved.values_list("key", flat=True)[:20])
+            message = (
+                f"Run #{self.run_id} of {self.job.name} finished with {quarantined} quarantined "
+                f"rows (keys {keys}); fix them, then `runjob {self.job.name} --retry-quarantined`."
+            )
+            return Outcome(self.run_id, state, int(ExitCode.QUARANTINED), message)
+        message = f"Run #{self.run_id} of {self.job.name} succeeded: {self.progress.done:,} rows."
+        return Outcome(self.run_id, state, int(ExitCode.SUCCEEDED), message)
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"

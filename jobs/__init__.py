@@ -1,0 +1,1 @@
+"""Concrete jobs, one module each; every module here is discovered by ``runjob``."""
