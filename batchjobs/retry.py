@@ -117,7 +117,7 @@ def policy(
     return Retrying(
         retry=retry_if_exception(is_transient),
         stop=stop_any(_stop(max_attempts), stop_when_event_set(stop_event)),
-        wait=wait_exponential_jitter(initial=initial_wait, max=max_wait),
+        wait=wait_exponential_jitter(multiplier=initial_wait, max=max_wait, jitter=initial_wait),
         sleep=sleep,
         before_sleep=before_sleep,
         reraise=True,

@@ -77,4 +77,8 @@ STATIC_URL = "static/"
 # job's events share one renderer (JSON lines or the terminal line).
 LOGGING_CONFIG = None
 
-BATCHJOBS_JOB_PACKAGES = ["jobs"]
+# Packages whose modules are jobs. The tests add their scenario jobs through the environment.
+BATCHJOBS_JOB_PACKAGES = [
+    "jobs",
+    *filter(None, os.environ.get("BATCHJOBS_EXTRA_JOB_PACKAGES", "").split(",")),
+]

@@ -1,0 +1,51 @@
+# The two commands of the README, and the few that support them.
+#   make demo   creates .venv, migrates the embedded SQLite database, seeds 100,000
+#               tickets and rotates their tokens with `manage.py runjob`.
+#   make test   creates .venv and runs the whole suite on SQLite, then on PostgreSQL.
+#               PostgreSQL: $DATABASE_URL if it is a postgres:// URL, else 127.0.0.1:5432
+#               if it answers, else a throwaway cluster from local PostgreSQL binaries.
+#               e.g.  make test DATABASE_URL=postgres://user:pass@host:5432/anydb
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ROWS ?= 100000
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-sqlite test-postgres lint bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=python3.11 or newer).")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+demo: $(STAMP)
+	env -u DATABASE_URL $(BIN)/python manage.py migrate --noinput --verbosity 0
+	env -u DATABASE_URL $(BIN)/python manage.py seed_tickets --total $(ROWS)
+	env -u DATABASE_URL $(BIN)/python manage.py runjob rotate_ticket_tokens
+	env -u DATABASE_URL $(BIN)/python manage.py listjobs
+
+test: lint test-sqlite test-postgres
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test-sqlite: $(STAMP)
+	@echo "== The suite on SQLite (PostgreSQL-only tests are skipped here and run below) =="
+	env -u DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-postgres: $(STAMP)
+	@echo "== The suite on PostgreSQL =="
+	$(BIN)/python -m tests.support.with_postgres $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Speed and memory, side by side (PostgreSQL): make bench BENCH_ARGS="--rows 1000000"
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python -m tests.support.with_postgres $(BIN)/python manage.py bench_rotation $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .test.sqlite3* .pytest_cache .ruff_cache
