@@ -103,8 +103,8 @@ def seed(transactional_db: None) -> Callable[[int], int]:
 def events_of(output: str) -> list[dict[str, Any]]:
     """The JSON event lines of a run's stdout."""
     found = []
-    for line in output.splitlines():
-        line = line.strip()
+    for raw in output.splitlines():
+        line = raw.strip()
         if line.startswith("{"):
             found.append(json.loads(line))
     return found

@@ -6,6 +6,7 @@ import pytest
 from django.core.management import call_command
 
 from batchjobs.models import JobRun, State
+from tests.conftest import events_of
 from tickets.models import Ticket
 
 
@@ -35,7 +36,5 @@ def test_runjob__subprocess_exit_zero_and_json_events(seed, cli) -> None:
     seed(1_000)
     result = cli.run("runjob", "rotate_ticket_tokens", "--batch-size", "300")
     assert result.returncode == 0, result.stderr
-    from tests.conftest import events_of
-
     names = [e["event"] for e in events_of(result.stdout)]
     assert names[0] == "job.started" and names[-1] == "job.finished"
