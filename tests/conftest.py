@@ -34,6 +34,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """Give each pytest session its own test database, so that two suites on one machine
+    (two checkouts, a developer and CI) never drop each other's database mid-run."""
+    from django.conf import settings  # noqa: PLC0415
+
+    suffix = f"p{os.getpid()}"
+    for db in settings.DATABASES.values():
+        test = db.setdefault("TEST", {})
+        name = test.get("NAME")
+        if not name:
+            if db["ENGINE"].endswith("sqlite3"):
+                continue
+            name = f"test_{db['NAME']}"
+        test["NAME"] = f"{name}_{suffix}"
+
+
 def database_url() -> str:
     """A URL for the test database, for the real processes a test starts."""
     from django.db import connection  # noqa: PLC0415
