@@ -14,7 +14,7 @@ class Settings:
     TARGET_CHUNK_SECONDS: float = 0.5
     INITIAL_CHUNK_SIZE: int = 1_000
     MIN_CHUNK_SIZE: int = 100
-    MAX_CHUNK_SIZE: int = 50_000
+    MAX_CHUNK_SIZE: int = 20_000
     MAX_ATTEMPTS: int = 10
     MAX_RETRY_WAIT_SECONDS: float = 30.0
     STATEMENT_TIMEOUT_SECONDS: float = 30.0

@@ -16,7 +16,7 @@ class ChunkSizer:
     size: int
     target_seconds: float
     minimum: int = 100
-    maximum: int = 50_000
+    maximum: int = 20_000
     fixed: bool = False
     max_step: float = 2.0
     smoothing: float = 0.5

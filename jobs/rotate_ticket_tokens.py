@@ -14,7 +14,7 @@ from django.db.models.functions import Now
 
 from batchjobs import Chunk, ResumableJob, RunInfo
 from tickets.models import Ticket
-from tickets.tokens import new_tokens
+from tickets.tokens import new_token_hexes
 
 
 class RotateTicketTokens(ResumableJob):
@@ -25,7 +25,7 @@ class RotateTicketTokens(ResumableJob):
         return Ticket.objects.all()
 
     def process(self, chunk: Chunk) -> int:
-        return chunk.update(token=new_tokens(len(chunk)), token_issued_at=Now())
+        return chunk.update(token=new_token_hexes(len(chunk)), token_issued_at=Now())
 
     def sql_values(self, connection: Any) -> dict[str, Any] | None:
         # gen_random_uuid() is PostgreSQL's CSPRNG-backed v4 UUID: equivalent to the
