@@ -67,6 +67,8 @@ class JobRun(models.Model):
     done = models.BigIntegerField(default=0)
     total = models.BigIntegerField(null=True, blank=True)
     chunks = models.IntegerField(default=0)
+    rate = models.FloatField(null=True, blank=True, help_text="Rows per second, recently.")
+    eta_seconds = models.FloatField(null=True, blank=True, help_text="Estimated time left.")
     retries = models.IntegerField(default=0)
     quarantined = models.IntegerField(default=0)
 

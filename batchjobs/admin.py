@@ -1,0 +1,116 @@
+"""Runs in the Django admin: state, progress, ETA, audit trail; pause, cancel, live tuning.
+
+Everything is read-only but ``tuning``: a run is changed by its runner, and an operator
+steers it through the same requests ``runjob --pause/--cancel/--tune`` make.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from batchjobs import control
+from batchjobs.exceptions import BatchJobError
+from batchjobs.models import JobRun, QuarantinedRow
+from batchjobs.progress import format_duration
+
+
+class QuarantinedRowInline(admin.TabularInline):
+    model = QuarantinedRow
+    extra = 0
+    can_delete = False
+    fields = ("key", "error_class", "error_message", "created_at", "resolved_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(JobRun)
+class JobRunAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "job",
+        "shown_state",
+        "progress",
+        "eta",
+        "started_by",
+        "started_at",
+        "finished_at",
+    )
+    list_filter = ("job", "state")
+    search_fields = ("job", "reason", "started_by")
+    actions = ("pause", "cancel")
+    inlines = (QuarantinedRowInline,)
+    fields = (
+        "job",
+        "state",
+        "progress",
+        "eta",
+        "done",
+        "total",
+        "chunks",
+        "retries",
+        "quarantined",
+        "cursor",
+        "high_water_mark",
+        "tuning",
+        "requested_action",
+        "started_by",
+        "reason",
+        "options",
+        "owner_host",
+        "owner_pid",
+        "created_at",
+        "started_at",
+        "heartbeat_at",
+        "finished_at",
+        "error_class",
+        "error_message",
+        "verification",
+        "stats",
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f for f in self.fields if f != "tuning"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="state")
+    def shown_state(self, run: JobRun) -> str:
+        return control.display_state(run)
+
+    @admin.display(description="progress")
+    def progress(self, run: JobRun) -> str:
+        percent = run.percent or 0.0
+        return format_html(
+            '<progress max="100" value="{}"></progress> {}% ({} / {})',
+            percent,
+            percent,
+            f"{run.done:,}",
+            "?" if run.total is None else f"{run.total:,}",
+        )
+
+    @admin.display(description="ETA")
+    def eta(self, run: JobRun) -> str:
+        return format_duration(run.eta_seconds) if run.finished_at is None else "-"
+
+    def _request(self, request: HttpRequest, runs: QuerySet[JobRun], action: str) -> None:
+        for job in sorted({run.job for run in runs}):
+            try:
+                self.message_user(request, control.request(job, action))
+            except BatchJobError as exc:
+                self.message_user(request, str(exc), level=messages.WARNING)
+
+    @admin.action(description="Pause the selected jobs' unfinished runs")
+    def pause(self, request: HttpRequest, runs: QuerySet[JobRun]) -> None:
+        self._request(request, runs, "pause")
+
+    @admin.action(description="Cancel the selected jobs' unfinished runs")
+    def cancel(self, request: HttpRequest, runs: QuerySet[JobRun]) -> None:
+        self._request(request, runs, "cancel")
