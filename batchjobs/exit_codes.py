@@ -14,5 +14,6 @@ class ExitCode(enum.IntEnum):
     QUARANTINED = 5  # finished, but some rows were set aside (listjobs shows them)
     DATABASE_UNAVAILABLE = 69  # EX_UNAVAILABLE
     BUSY = 75  # EX_TEMPFAIL: another process runs this job
+    INTERRUPTED_SIGHUP = 129
     INTERRUPTED_SIGINT = 130
     INTERRUPTED_SIGTERM = 143

@@ -140,7 +140,6 @@ class Runner:
         self._requested_action = ""
         self._tuning: dict[str, Any] = {}
         self._applied_tuning: dict[str, Any] = {}
-        self._last_heartbeat = 0.0
         self._last_health_check = 0.0
 
     # -- the run as a whole -------------------------------------------------------------
@@ -392,8 +391,10 @@ class Runner:
         )
 
     def _throttle(self) -> None:
-        if not self.health_checks:
+        now = self.clock()
+        if not self.health_checks or now - self._last_health_check < 1.0:
             return
+        self._last_health_check = now
         while not self.stopper.requested:
             verdict = next(
                 (v for check in self.health_checks if (v := check(self.connection))), None

@@ -1,4 +1,4 @@
-"""Graceful stop on SIGINT/SIGTERM: a predicate the runner checks between chunks.
+"""Graceful stop on SIGINT/SIGTERM/SIGHUP: a predicate the runner checks between chunks.
 
 The first signal only sets a flag, so the chunk in flight commits or rolls back as a
 whole and the run is recorded as interrupted. A second signal raises ``ForcedStop`` at
@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-EXIT_CODE_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+# SIGHUP too: an operator's SSH session that drops must not kill a run mid-chunk unrecorded.
+EXIT_CODE_FOR_SIGNAL = {signal.SIGHUP: 129, signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 class ForcedStop(BaseException):

@@ -77,6 +77,9 @@ STATIC_URL = "static/"
 # job's events share one renderer (JSON lines or the terminal line).
 LOGGING_CONFIG = None
 
+# Back off while replicas lag or the application waits on locks (docs/operations.md).
+BATCHJOBS_HEALTH_CHECKS = ["batchjobs.health.ReplicationLag", "batchjobs.health.LockWaits"]
+
 # Packages whose modules are jobs. The tests add their scenario jobs through the environment.
 BATCHJOBS_JOB_PACKAGES = [
     "jobs",
