@@ -6,34 +6,21 @@ chunk's transaction). A run with no live process is changed at once.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from batchjobs import conf
+from batchjobs.claim import alive
 from batchjobs.exceptions import InvalidOption, RunNotResumable
-from batchjobs.lease import owner_alive
 from batchjobs.models import UNFINISHED, JobRun, State, check_transition
 
 TUNABLE = ("sleep", "batch_size", "target_chunk_seconds")
 
 
-def is_alive(run: JobRun) -> bool:
-    return owner_alive(
-        owner_token=run.owner_token,
-        owner_host=run.owner_host,
-        owner_pid=run.owner_pid,
-        heartbeat_at=run.heartbeat_at,
-        now=timezone.now(),
-        stale_after=timedelta(seconds=conf.get().STALE_AFTER_SECONDS),
-    )
-
-
 def display_state(run: JobRun) -> str:
     """The state an operator should see: a running run whose process is gone is stalled."""
-    if run.state == State.RUNNING and not is_alive(run):
+    if run.state == State.RUNNING and not alive(run):
         return "stalled"
     if run.state == State.RUNNING and run.requested_action:
         return f"running ({run.requested_action} requested)"
@@ -54,7 +41,7 @@ def request(job: str, action: str) -> str:
         run = _unfinished(job)
         if run.state == target:
             return f"Run #{run.pk} of {job} is already {target}."
-        if is_alive(run):
+        if alive(run):
             JobRun.objects.filter(pk=run.pk).update(requested_action=action)
             return (
                 f"Asked run #{run.pk} of {job} (pid {run.owner_pid} on {run.owner_host}) to "

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.db.models import Q
+
+from batchjobs.exceptions import LeaseLost
 
 
 class State(models.TextChoices):
@@ -107,6 +111,22 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job} #{self.pk} ({self.state})"
+
+    def transition(self, state: State, *, using: str = "default", **fields: Any) -> None:
+        """Move to ``state`` through the transitions table.
+
+        The update is fenced on the state and owner read with the row: if another process
+        changed either since, nothing is written and ``LeaseLost`` is raised.
+        """
+        check_transition(self.state, state)
+        updated = (
+            JobRun.objects.using(using)
+            .filter(pk=self.pk, state=self.state, owner_token=self.owner_token)
+            .update(state=state, **fields)
+        )
+        if not updated:
+            raise LeaseLost()
+        self.state = state
 
     @property
     def percent(self) -> float | None:

@@ -14,28 +14,25 @@ import getpass
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import timedelta
 from typing import Any, TypeVar
 
-from django.db import DatabaseError, IntegrityError, connections, router, transaction
+from django.db import DatabaseError, connections, router, transaction
 from django.db.models import F, QuerySet
-from django.db.models.functions import Now
 from django.utils import timezone
 from tenacity import RetryCallState
 
 from batchjobs import conf, events, health, retry
+from batchjobs.claim import Claim
 from batchjobs.exceptions import (
     InvalidOption,
     JobFailed,
     LeaseLost,
-    RunBusy,
-    RunNotResumable,
 )
 from batchjobs.exit_codes import ExitCode
 from batchjobs.job import ResumableJob, RunInfo
-from batchjobs.keyset import Chunk, Keyset, check_queryset, high_water_mark
-from batchjobs.lease import Owner, owner_alive
-from batchjobs.models import UNFINISHED, JobRun, QuarantinedRow, State, check_transition
+from batchjobs.keyset import Chunk, Keyset, check_queryset
+from batchjobs.lease import Owner
+from batchjobs.models import JobRun, QuarantinedRow, State
 from batchjobs.progress import ProgressEstimator
 from batchjobs.sizing import ChunkSizer
 from batchjobs.stopping import ForcedStop, Stopper
@@ -146,7 +143,14 @@ class Runner:
 
     def run(self) -> Outcome:
         with self.stopper.installed():
-            run = self._claim()
+            run = Claim(
+                job_name=self.job.name,
+                queryset=self.queryset,
+                key=self.job.key,
+                options=self.options,
+                owner=self.owner,
+                alias=self.alias,
+            ).run()
             self.run_id = run.pk
             self.log = self.log.bind(run_id=run.pk)
             try:
@@ -204,148 +208,15 @@ class Runner:
         snap = self.progress.snapshot(now=now)
         self.log.info(events.PROGRESS, **asdict(snap), chunk_size=self.sizer.size)
 
-    # -- claiming the run: resume, take over, or start ----------------------------------
-
-    def _claim(self) -> JobRun:
-        try:
-            with transaction.atomic(using=self.alias):
-                current = (
-                    JobRun.objects.using(self.alias)
-                    .select_for_update()
-                    .filter(job=self.job.name, state__in=UNFINISHED)
-                    .first()
-                )
-                if current is None and self.options.retry_quarantined:
-                    return self._reopen_quarantined()
-                if current is not None:
-                    if self._alive(current):
-                        raise RunBusy(self._busy_message(current))
-                    if self.options.restart:
-                        self._set_state(current, State.ABANDONED, finished_at=timezone.now())
-                    elif current.state == State.PAUSED and not self.options.resume:
-                        raise RunNotResumable(
-                            f"Run #{current.pk} of {self.job.name} is paused. Continue it with "
-                            f"`runjob {self.job.name} --resume`, or start over with --restart."
-                        )
-                    else:
-                        return self._take_over(current)
-                elif self.options.resume:
-                    raise RunNotResumable(f"{self.job.name} has no unfinished run to resume.")
-                return self._create()
-        except IntegrityError:
-            # Another process created a run between our look and our insert.
-            current = (
-                JobRun.objects.using(self.alias)
-                .filter(job=self.job.name, state__in=UNFINISHED)
-                .first()
-            )
-            raise RunBusy(self._busy_message(current)) from None
-
-    def _alive(self, run: JobRun) -> bool:
-        return owner_alive(
-            owner_token=run.owner_token,
-            owner_host=run.owner_host,
-            owner_pid=run.owner_pid,
-            heartbeat_at=run.heartbeat_at,
-            now=timezone.now(),
-            stale_after=timedelta(seconds=self.settings.STALE_AFTER_SECONDS),
-        )
-
-    def _busy_message(self, run: JobRun | None) -> str:
-        if run is None:
-            return f"Another process is starting {self.job.name}; try again in a moment."
-        return (
-            f"{self.job.name} is already running as run #{run.pk} "
-            f"(pid {run.owner_pid} on {run.owner_host}, last heartbeat {run.heartbeat_at:%H:%M:%S}"
-            f" UTC). Wait for it, or stop it with `runjob {self.job.name} --pause` or --cancel."
-        )
-
-    def _owner_fields(self) -> dict[str, Any]:
-        return {
-            "owner_token": self.owner.token,
-            "owner_host": self.owner.host,
-            "owner_pid": self.owner.pid,
-            "heartbeat_at": timezone.now(),
-            "requested_action": "",
-        }
-
-    def _session(self) -> dict[str, Any]:
-        return {
-            "by": _os_user(),
-            "at": timezone.now().isoformat(),
-            "host": self.owner.host,
-            "pid": self.owner.pid,
-            "reason": self.options.reason,
-        }
-
-    def _recorded_options(self) -> dict[str, Any]:
-        opts = asdict(self.options)
-        return {k: v for k, v in opts.items() if v not in (None, False, "", {})}
-
-    def _create(self) -> JobRun:
-        hwm = high_water_mark(self.queryset, self.job.key)
-        keyset = Keyset(self.queryset, self.job.key, hwm)
-        total = keyset.bounded().count() if hwm is not None else 0
-        run = JobRun.objects.using(self.alias).create(
-            job=self.job.name,
-            state=State.RUNNING,
-            high_water_mark=keyset.encode(hwm),
-            total=total,
-            options=self._recorded_options(),
-            started_by=_os_user(),
-            reason=self.options.reason,
-            stats={
-                "table_bytes_before": table_bytes(self.connection, self.queryset.model),
-                "sessions": [self._session()],
-            },
-            **self._owner_fields(),
-        )
-        # The run's start on the database's clock: a job's verification compares with it.
-        JobRun.objects.using(self.alias).filter(pk=run.pk).update(started_at=Now())
-        run.refresh_from_db()
-        return run
-
-    def _take_over(self, run: JobRun) -> JobRun:
-        stats = dict(run.stats)
-        stats["sessions"] = [*stats.get("sessions", []), self._session()][-50:]
-        options = {**run.options, **self._recorded_options()}
-        self._set_state(run, State.RUNNING, stats=stats, options=options, **self._owner_fields())
-        run.refresh_from_db()
-        return run
-
-    def _reopen_quarantined(self) -> JobRun:
-        run = (
-            JobRun.objects.using(self.alias)
-            .select_for_update()
-            .filter(job=self.job.name, state=State.QUARANTINED)
-            .order_by("-created_at", "-id")
-            .first()
-        )
-        if run is None:
-            raise RunNotResumable(f"{self.job.name} has no run with quarantined rows.")
-        return self._take_over(run)
-
-    def _set_state(self, run: JobRun, state: State, **fields: Any) -> None:
-        """Change state through the transitions table; the update is fenced on the lease."""
-        check_transition(run.state, state)
-        updated = (
-            JobRun.objects.using(self.alias)
-            .filter(pk=run.pk, state=run.state, owner_token=run.owner_token)
-            .update(state=state, **fields)
-        )
-        if not updated:
-            raise LeaseLost()
-        run.state = state
-
     def _release(self, state: State, **fields: Any) -> None:
         """Leave the run in ``state`` and give the lease up (in its own transaction)."""
         self._reset_connection_if_broken()
         run = JobRun.objects.using(self.alias).get(pk=self.run_id)
         if run.owner_token != self.owner.token:
             raise LeaseLost()
-        self._set_state(
-            run,
+        run.transition(
             state,
+            using=self.alias,
             owner_token="",
             heartbeat_at=timezone.now(),
             retries=F("retries") + self._retries_to_record,

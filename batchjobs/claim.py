@@ -1,0 +1,170 @@
+"""Claiming a run for this process: resume the unfinished one, take over a stalled one,
+or start a new one, and refuse when a live process owns it.
+
+At most one unfinished run per job exists (a partial unique constraint), and its row is
+locked while it is claimed, so two processes starting at once cannot both win.
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.db import IntegrityError, connections, transaction
+from django.db.models import QuerySet
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from batchjobs import conf
+from batchjobs.exceptions import RunBusy, RunNotResumable
+from batchjobs.keyset import Keyset, high_water_mark
+from batchjobs.lease import Owner, owner_alive
+from batchjobs.models import UNFINISHED, JobRun, State
+from batchjobs.tables import table_bytes
+
+if TYPE_CHECKING:
+    from batchjobs.runner import RunOptions
+
+_SESSIONS_KEPT = 50
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_name: str
+    queryset: QuerySet[Any]
+    key: str
+    options: RunOptions
+    owner: Owner
+    alias: str
+
+    def run(self) -> JobRun:
+        try:
+            with transaction.atomic(using=self.alias):
+                current = self._runs().select_for_update().filter(state__in=UNFINISHED).first()
+                if current is None:
+                    if self.options.retry_quarantined:
+                        return self._reopen_quarantined()
+                    if self.options.resume:
+                        raise RunNotResumable(f"{self.job_name} has no unfinished run to resume.")
+                    return self._create()
+                if alive(current):
+                    raise RunBusy(busy_message(self.job_name, current))
+                if self.options.restart:
+                    current.transition(
+                        State.ABANDONED, using=self.alias, finished_at=timezone.now()
+                    )
+                    return self._create()
+                if current.state == State.PAUSED and not self.options.resume:
+                    raise RunNotResumable(
+                        f"Run #{current.pk} of {self.job_name} is paused. Continue it with "
+                        f"`runjob {self.job_name} --resume`, or start over with --restart."
+                    )
+                return self._take_over(current)
+        except IntegrityError:
+            # Another process created a run between our look and our insert.
+            current = self._runs().filter(state__in=UNFINISHED).first()
+            raise RunBusy(busy_message(self.job_name, current)) from None
+
+    def _runs(self) -> QuerySet[JobRun]:
+        return JobRun.objects.using(self.alias).filter(job=self.job_name)
+
+    def _owner_fields(self) -> dict[str, Any]:
+        return {
+            "owner_token": self.owner.token,
+            "owner_host": self.owner.host,
+            "owner_pid": self.owner.pid,
+            "heartbeat_at": timezone.now(),
+            "requested_action": "",
+        }
+
+    def _session(self) -> dict[str, Any]:
+        """One line of the audit trail per process that worked on the run."""
+        return {
+            "by": os_user(),
+            "at": timezone.now().isoformat(),
+            "host": self.owner.host,
+            "pid": self.owner.pid,
+            "reason": self.options.reason,
+        }
+
+    def _recorded_options(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self.options).items() if v not in (None, False, "", {})}
+
+    def _create(self) -> JobRun:
+        hwm = high_water_mark(self.queryset, self.key)
+        keyset = Keyset(self.queryset, self.key, hwm)
+        run = self._runs().create(
+            job=self.job_name,
+            state=State.RUNNING,
+            high_water_mark=keyset.encode(hwm),
+            total=keyset.bounded().count() if hwm is not None else 0,
+            options=self._recorded_options(),
+            started_by=os_user(),
+            reason=self.options.reason,
+            stats={
+                "table_bytes_before": table_bytes(connections[self.alias], self.queryset.model),
+                "sessions": [self._session()],
+            },
+            **self._owner_fields(),
+        )
+        # The run's start on the database's clock: a job's verification compares with it.
+        self._runs().filter(pk=run.pk).update(started_at=Now())
+        run.refresh_from_db()
+        return run
+
+    def _take_over(self, run: JobRun) -> JobRun:
+        stats = dict(run.stats)
+        stats["sessions"] = [*stats.get("sessions", []), self._session()][-_SESSIONS_KEPT:]
+        run.transition(
+            State.RUNNING,
+            using=self.alias,
+            stats=stats,
+            options={**run.options, **self._recorded_options()},
+            **self._owner_fields(),
+        )
+        run.refresh_from_db()
+        return run
+
+    def _reopen_quarantined(self) -> JobRun:
+        run = (
+            self._runs()
+            .select_for_update()
+            .filter(state=State.QUARANTINED)
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        if run is None:
+            raise RunNotResumable(f"{self.job_name} has no run with quarantined rows.")
+        return self._take_over(run)
+
+
+def alive(run: JobRun) -> bool:
+    """Is the process that owns ``run`` still at work?"""
+    return owner_alive(
+        owner_token=run.owner_token,
+        owner_host=run.owner_host,
+        owner_pid=run.owner_pid,
+        heartbeat_at=run.heartbeat_at,
+        now=timezone.now(),
+        stale_after=timedelta(seconds=conf.get().STALE_AFTER_SECONDS),
+    )
+
+
+def busy_message(job_name: str, run: JobRun | None) -> str:
+    if run is None:
+        return f"Another process is starting {job_name}; try again in a moment."
+    heartbeat = f"{run.heartbeat_at:%H:%M:%S} UTC" if run.heartbeat_at else "none yet"
+    return (
+        f"{job_name} is already running as run #{run.pk} (pid {run.owner_pid} on "
+        f"{run.owner_host}, last heartbeat {heartbeat}). Wait for it, or stop it with "
+        f"`runjob {job_name} --pause` or --cancel."
+    )
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user database entry in some containers
+        return "unknown"
