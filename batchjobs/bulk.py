@@ -25,6 +25,7 @@ from django.db.models.sql import UpdateQuery
 # Column types whose values PostgreSQL reads from a plain '{a,b,c}' array literal: building
 # one string is several times cheaper than adapting each value as its own literal.
 _LITERAL_ARRAY_TYPES = ("uuid", "bigint", "integer", "smallint")
+_PLAIN_ARRAY_TEXT = re.compile(r"[0-9a-fA-F,-]*")
 
 
 def update_by_key(
@@ -88,7 +89,11 @@ def _pg_array(field_: models.Field[Any, Any], values: Sequence[Any], connection:
             text = ",".join(map(str, values))
         else:
             text = ",".join(str(int(v)) for v in values)
-        return "{" + text + "}", f"%s::{db_type}[]"
+        # The literal is a parameter, never SQL; still, a value that is not plain hex and
+        # hyphens (a stray comma or brace) would shift the array, so such input takes the
+        # per-value path, where the driver quotes each element and PostgreSQL rejects it.
+        if _PLAIN_ARRAY_TEXT.fullmatch(text) and text.count(",") == len(values) - 1:
+            return "{" + text + "}", f"%s::{db_type}[]"
     prepared = [field_.get_db_prep_save(v, connection=connection) for v in values]
     return prepared, f"%s::{db_type}[]"
 
