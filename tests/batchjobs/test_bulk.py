@@ -1,0 +1,205 @@
+"""``update_by_key`` on the database the suite runs on (SQLite, then PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection, reset_queries
+from django.db.models import F, Value
+from django.db.models.functions import Concat, Now, Upper
+
+from batchjobs import update_by_key
+from batchjobs.bulk import _update_bulk_update
+from batchjobs.models import JobRun
+from tests.batchjobs.conftest import xfail_on_postgres
+from tickets.models import Ticket
+from tickets.seeding import seed
+from tickets.tokens import new_tokens
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ids() -> list[int]:
+    seed(20)
+    return sorted(Ticket.objects.values_list("id", flat=True))
+
+
+def _column(name: str, keys: list[int]) -> list[object]:
+    values = dict(Ticket.objects.filter(pk__in=keys).values_list("pk", name))
+    return [values[k] for k in keys]
+
+
+def test_update_by_key__per_row_list_gives_each_key_its_own_value(ids: list[int]) -> None:
+    keys = ids[2:12]
+    tokens = new_tokens(len(keys))
+    assert update_by_key(Ticket, key="pk", keys=keys, values={"token": tokens}) == 10
+    assert _column("token", keys) == tokens
+
+
+def test_update_by_key__keys_in_any_order_match_their_values(ids: list[int]) -> None:
+    keys = [ids[7], ids[1], ids[4]]
+    update_by_key(Ticket, key="pk", keys=keys, values={"title": ("seven", "one", "four")})
+    assert _column("title", keys) == ["seven", "one", "four"]
+
+
+def test_update_by_key__leaves_other_rows_and_columns_alone(ids: list[int]) -> None:
+    before = {t.pk: (t.token, t.title, t.status) for t in Ticket.objects.all()}
+    keys = ids[5:8]
+    update_by_key(Ticket, key="pk", keys=keys, values={"title": ["a", "b", "c"]})
+    for ticket in Ticket.objects.all():
+        token, title, status = before[ticket.pk]
+        assert (ticket.token, ticket.status) == (token, status)
+        if ticket.pk not in keys:
+            assert ticket.title == title
+
+
+def test_update_by_key__constant_applies_to_every_row(ids: list[int]) -> None:
+    Ticket.objects.update(status="open")
+    keys = ids[:6]
+    assert update_by_key(Ticket, key="pk", keys=keys, values={"status": "closed"}) == 6
+    assert set(_column("status", keys)) == {"closed"}
+    assert set(_column("status", ids[6:])) == {"open"}
+
+
+def test_update_by_key__database_expression_applies_to_every_row(ids: list[int]) -> None:
+    old = datetime(2000, 1, 1, tzinfo=UTC)
+    Ticket.objects.update(token_issued_at=old)
+    keys = ids[:5]
+    assert update_by_key(Ticket, key="pk", keys=keys, values={"token_issued_at": Now()}) == 5
+    recent = datetime.now(UTC) - timedelta(hours=1)
+    assert all(t > recent for t in _column("token_issued_at", keys))
+    assert set(_column("token_issued_at", ids[5:])) == {old}
+
+
+def test_update_by_key__expression_may_read_the_row_itself(ids: list[int], request) -> None:
+    xfail_on_postgres(
+        request,
+        "BUG: bulk._update_postgresql aliases the table `AS t`, but expressions compile to "
+        '"tickets_ticket"."title": PostgreSQL refuses the statement',
+    )
+    keys = ids[:3]
+    titles = _column("title", keys)
+    update_by_key(Ticket, key="pk", keys=keys, values={"title": Concat(F("title"), Value("!"))})
+    assert _column("title", keys) == [f"{t}!" for t in titles]
+
+
+def test_update_by_key__per_row_values_constants_and_expressions_together(ids: list[int]) -> None:
+    keys = ids[:4]
+    tokens = new_tokens(4)
+    changed = update_by_key(
+        Ticket,
+        key="pk",
+        keys=keys,
+        values={"token": tokens, "status": "pending", "title": Upper(Value("x"))},
+    )
+    assert changed == 4
+    assert _column("token", keys) == tokens
+    assert set(_column("status", keys)) == {"pending"}
+    assert set(_column("title", keys)) == {"X"}
+
+
+def test_update_by_key__text_values_with_array_syntax_characters(ids: list[int]) -> None:
+    awkward = ["a,b", 'say "hi"', "{braces}", "NULL", "back\\slash", "it's", "ünï cödé", ""]
+    keys = ids[: len(awkward)]
+    update_by_key(Ticket, key="pk", keys=keys, values={"title": awkward})
+    assert _column("title", keys) == awkward
+
+
+def test_update_by_key__integer_columns() -> None:
+    runs = [JobRun.objects.create(job=f"job{i}", state="succeeded") for i in range(3)]
+    keys = [r.pk for r in runs]
+    changed = update_by_key(
+        JobRun, key="pk", keys=keys, values={"done": [10**12, 0, -5], "chunks": [1, 2, 3]}
+    )
+    assert changed == 3
+    rows = dict(JobRun.objects.values_list("pk", "done"))
+    assert [rows[k] for k in keys] == [10**12, 0, -5]
+    assert list(JobRun.objects.order_by("pk").values_list("chunks", flat=True)) == [1, 2, 3]
+
+
+def test_update_by_key__per_row_datetimes(ids: list[int]) -> None:
+    keys = ids[:3]
+    when = [datetime(2020, 1, d, 12, tzinfo=UTC) for d in (1, 2, 3)]
+    update_by_key(Ticket, key="pk", keys=keys, values={"token_issued_at": when})
+    assert _column("token_issued_at", keys) == when
+
+
+def test_update_by_key__uuid_key(ids: list[int]) -> None:
+    keys = ids[:3]
+    tokens = _column("token", keys)
+    changed = update_by_key(
+        Ticket, key="token", keys=tokens, values={"title": ["one", "two", "three"]}
+    )
+    assert changed == 3
+    assert _column("title", keys) == ["one", "two", "three"]
+
+
+def test_update_by_key__rowcount_counts_only_rows_that_exist(ids: list[int]) -> None:
+    keys = [ids[0], ids[1], ids[-1] + 1_000]
+    assert update_by_key(Ticket, key="pk", keys=keys, values={"title": ["a", "b", "c"]}) == 2
+
+
+def test_update_by_key__bounds_of_the_chunk_change_nothing_about_the_result(ids: list[int]):
+    keys = ids[3:9]
+    tokens = new_tokens(len(keys))
+    changed = update_by_key(
+        Ticket, key="pk", keys=keys, values={"token": tokens}, bounds=(keys[0], keys[-1])
+    )
+    assert changed == 6
+    assert _column("token", keys) == tokens
+
+
+@pytest.mark.postgres
+def test_update_by_key__bounds_are_applied_by_the_database(ids: list[int]) -> None:
+    keys = ids[3:9]
+    changed = update_by_key(
+        Ticket, key="pk", keys=keys, values={"title": "bounded"}, bounds=(keys[1], keys[-2])
+    )
+    assert changed == 4
+    assert _column("title", keys)[1:-1] == ["bounded"] * 4
+    assert "bounded" not in (_column("title", [keys[0]]) + _column("title", [keys[-1]]))
+
+
+def test_update_by_key__no_keys_no_statement(ids: list[int], django_assert_num_queries) -> None:
+    with django_assert_num_queries(0):
+        assert update_by_key(Ticket, key="pk", keys=[], values={"title": []}) == 0
+
+
+def test_update_by_key__list_of_the_wrong_length_is_refused(ids: list[int]) -> None:
+    with pytest.raises(ValueError, match="title: 2 values for 3 keys"):
+        update_by_key(Ticket, key="pk", keys=ids[:3], values={"title": ["a", "b"]})
+
+
+def test_update_by_key__no_values_updates_nothing(ids: list[int]) -> None:
+    assert update_by_key(Ticket, key="pk", keys=ids[:3], values={}) == 0
+
+
+def test_update_by_key__values_never_reach_the_debug_query_log(ids: list[int], settings) -> None:
+    settings.DEBUG = True
+    reset_queries()
+    keys = ids[:5]
+    tokens = new_tokens(len(keys))
+    update_by_key(
+        Ticket,
+        key="pk",
+        keys=keys,
+        values={"token": tokens, "token_issued_at": Now()},
+        bounds=(keys[0], keys[-1]),
+    )
+    assert _column("token", keys) == tokens  # it did write them...
+    logged = " ".join(q["sql"] for q in connection.queries)
+    for token in tokens:  # ...and no form of them is in the log
+        assert str(token) not in logged
+        assert token.hex not in logged
+
+
+def test_update_by_key__fallback_for_other_backends_uses_bulk_update(ids: list[int]) -> None:
+    keys = ids[:3]
+    tokens = new_tokens(3)
+    _update_bulk_update(
+        Ticket, "pk", keys, {"token": tokens}, {"status": "closed"}, connection.alias
+    )
+    assert _column("token", keys) == tokens
+    assert set(_column("status", keys)) == {"closed"}

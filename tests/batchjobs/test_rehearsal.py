@@ -1,0 +1,73 @@
+"""``--dry-run``: the job's real code on a sample, in a transaction that is rolled back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from batchjobs.models import JobRun
+from batchjobs.rehearsal import Rehearsal, rehearse
+from jobs.rotate_ticket_tokens import RotateTicketTokens
+from tests.batchjobs.fakes import CollidingRotation
+from tickets.models import Ticket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _rows() -> dict[int, tuple[Any, ...]]:
+    return {
+        t.pk: (t.token, t.token_issued_at, t.title, t.status, t.updated_at)
+        for t in Ticket.objects.all()
+    }
+
+
+def test_rehearse__measures_on_a_sample_and_leaves_nothing_changed(seed) -> None:
+    seed(60)
+    before = _rows()
+    result = rehearse(RotateTicketTokens(), sample=25)
+    assert (result.sample, result.changed, result.total, result.error) == (25, 25, 60, None)
+    assert result.seconds > 0
+    assert result.seconds_per_row == pytest.approx(result.seconds / 25)
+    assert result.projected_seconds == pytest.approx(result.seconds / 25 * 60)
+    assert _rows() == before
+    assert not JobRun.objects.exists()
+
+
+def test_rehearse__sample_larger_than_the_table_takes_every_row(seed) -> None:
+    seed(7)
+    result = rehearse(RotateTicketTokens(), sample=1_000)
+    assert (result.sample, result.changed, result.total) == (7, 7, 7)
+
+
+def test_rehearse__reports_a_uniqueness_collision_without_the_value(seed) -> None:
+    seed(10)
+    before = _rows()
+    result = rehearse(CollidingRotation(), sample=5)
+    assert result.error is not None
+    assert "unique" in result.error.lower()
+    assert "00000000-0000-4000-8000-000000000000" not in result.error
+    assert result.changed is None
+    assert _rows() == before
+
+
+def test_rehearse__job_that_does_not_count_is_assumed_to_change_every_row(
+    seed: Callable[[int], int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(5)
+    job = RotateTicketTokens()
+    monkeypatch.setattr(job, "process", lambda chunk: None)
+    assert rehearse(job, sample=3).changed == 3
+
+
+def test_rehearse__empty_table(transactional_db: None) -> None:
+    result = rehearse(RotateTicketTokens(), sample=10)
+    assert (result.sample, result.total, result.changed) == (0, 0, None)
+    assert (result.seconds_per_row, result.projected_seconds) == (None, None)
+
+
+def test_rehearsal__projection_arithmetic() -> None:
+    result = Rehearsal(sample=100, changed=100, total=1_000_000, seconds=0.5, error=None)
+    assert result.seconds_per_row == 0.005
+    assert result.projected_seconds == 5_000

@@ -1,0 +1,328 @@
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from types import SimpleNamespace
+from typing import Any
+
+import psycopg2
+import pytest
+from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
+from django.db import utils as db_utils
+from tenacity import RetryCallState
+
+from batchjobs import retry
+from batchjobs.retry import ErrorKind, classify, describe, is_transient
+from tests.batchjobs.fakes import Contention
+from tickets.models import Ticket
+
+
+class _DriverError(Exception):
+    """A driver exception carrying a SQLSTATE the way psycopg2 (pgcode) or psycopg 3
+    (sqlstate) does."""
+
+    def __init__(self, message: str = "driver error", *, pgcode: str | None = None, **kw: Any):
+        super().__init__(message)
+        self.pgcode = pgcode
+        self.sqlstate = kw.get("sqlstate")
+        self.diag = kw.get("diag")
+
+
+def _wrapped(django_class: type[Exception], cause: BaseException) -> Exception:
+    """What Django raises: its own exception class, the driver's error as the cause."""
+    exc = django_class(*cause.args)
+    exc.__cause__ = cause
+    return exc
+
+
+# -- classification, without a database -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("40P01", ErrorKind.DEADLOCK),
+        ("40001", ErrorKind.SERIALIZATION_FAILURE),
+        ("55P03", ErrorKind.LOCK_TIMEOUT),
+        ("57014", ErrorKind.STATEMENT_TIMEOUT),
+        ("23505", ErrorKind.UNIQUE_VIOLATION),
+        ("57P01", ErrorKind.CONNECTION_LOST),
+        ("57P02", ErrorKind.CONNECTION_LOST),
+        ("57P03", ErrorKind.CONNECTION_LOST),
+        ("53300", ErrorKind.CONNECTION_LOST),
+        ("08006", ErrorKind.CONNECTION_LOST),  # any connection_exception
+        ("08003", ErrorKind.CONNECTION_LOST),
+        ("23503", ErrorKind.PERMANENT),  # foreign key violation
+        ("42P01", ErrorKind.PERMANENT),  # undefined table
+        ("22P02", ErrorKind.PERMANENT),  # invalid text representation
+    ],
+)
+def test_classify__reads_the_sqlstate_of_the_wrapped_driver_error(code: str, kind: ErrorKind):
+    assert classify(_wrapped(OperationalError, _DriverError(pgcode=code))) is kind
+
+
+def test_classify__reads_a_psycopg3_style_sqlstate_too() -> None:
+    error = _wrapped(OperationalError, _DriverError(sqlstate="40P01"))
+    assert classify(error) is ErrorKind.DEADLOCK
+
+
+def test_classify__sqlite_busy_database_is_transient() -> None:
+    error = _wrapped(OperationalError, sqlite3.OperationalError("database is locked"))
+    assert classify(error) is ErrorKind.DATABASE_BUSY
+    assert is_transient(error)
+
+
+def test_classify__other_sqlite_operational_errors_are_permanent() -> None:
+    error = _wrapped(OperationalError, sqlite3.OperationalError("no such table: tickets"))
+    assert classify(error) is ErrorKind.PERMANENT
+    assert not is_transient(error)
+
+
+def test_classify__postgres_socket_loss_without_sqlstate_is_connection_lost() -> None:
+    cause = psycopg2.OperationalError("server closed the connection unexpectedly")
+    assert classify(_wrapped(OperationalError, cause)) is ErrorKind.CONNECTION_LOST
+
+
+def test_classify__interface_error_is_connection_lost() -> None:
+    error = _wrapped(db_utils.InterfaceError, psycopg2.InterfaceError("connection already closed"))
+    assert classify(error) is ErrorKind.CONNECTION_LOST
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("the job's code is broken"),
+        RuntimeError("boom"),
+        IntegrityError("UNIQUE constraint failed: tickets_ticket.token"),
+        OperationalError("something else"),
+    ],
+)
+def test_classify__anything_unrecognised_is_permanent(error: Exception) -> None:
+    assert classify(error) is ErrorKind.PERMANENT
+    assert not is_transient(error)
+
+
+def test_transient__every_kind_but_permanent() -> None:
+    assert frozenset(ErrorKind) - retry.TRANSIENT == {ErrorKind.PERMANENT}
+
+
+# -- classification of real database errors -------------------------------------------
+
+
+@pytest.mark.django_db
+def test_classify__real_unique_violation() -> None:
+    token = uuid.uuid4()
+    Ticket.objects.create(title="a", token=token)
+    with pytest.raises(IntegrityError) as caught, transaction.atomic():
+        Ticket.objects.create(title="b", token=token)
+    expected = ErrorKind.UNIQUE_VIOLATION if connection.vendor == "postgresql" else None
+    if expected:
+        assert classify(caught.value) is expected
+    else:  # SQLite gives no SQLSTATE; its unique violation is not told apart
+        assert classify(caught.value) is ErrorKind.PERMANENT
+
+
+@pytest.mark.django_db(transaction=True)  # the other session must see the row
+def test_classify__real_lock_contention_is_transient() -> None:
+    ticket = Ticket.objects.create(title="a")
+    contention = Contention()
+    contention.hold(ticket.pk)
+    try:
+        with pytest.raises(OperationalError) as caught, transaction.atomic():
+            contention.collide(ticket.pk)
+    finally:
+        contention.release()
+    expected = (
+        ErrorKind.LOCK_TIMEOUT if connection.vendor == "postgresql" else ErrorKind.DATABASE_BUSY
+    )
+    assert classify(caught.value) is expected
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_classify__real_statement_timeout() -> None:
+    with pytest.raises(DatabaseError) as caught, transaction.atomic(), connection.cursor() as c:
+        c.execute("SET LOCAL statement_timeout = '10ms'")
+        c.execute("SELECT pg_sleep(2)")
+    assert classify(caught.value) is ErrorKind.STATEMENT_TIMEOUT
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_classify__real_terminated_connection_is_connection_lost() -> None:
+    with connection.cursor() as c:
+        c.execute("SELECT pg_backend_pid()")
+        pid = c.fetchone()[0]
+    killer = psycopg2.connect(**connection.get_connection_params())
+    try:
+        killer.autocommit = True
+        with killer.cursor() as c:
+            c.execute("SELECT pg_terminate_backend(%s)", [pid])
+    finally:
+        killer.close()
+    try:
+        with pytest.raises(DatabaseError) as caught, connection.cursor() as c:
+            c.execute("SELECT 1")
+    finally:
+        connection.close()
+    assert classify(caught.value) is ErrorKind.CONNECTION_LOST
+
+
+# -- the retry policy ----------------------------------------------------------------------
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
+        self.before: list[int] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+    def before_sleep(self, state: RetryCallState) -> None:
+        self.before.append(state.attempt_number)
+
+
+def _policy(rec: _Recorder, *, max_attempts: int = 5, max_wait: float = 30.0, event=None):
+    return retry.policy(
+        max_attempts=max_attempts,
+        max_wait=max_wait,
+        sleep=rec.sleep,
+        before_sleep=rec.before_sleep,
+        stop_event=event or threading.Event(),
+    )
+
+
+def _deadlock() -> Exception:
+    return _wrapped(OperationalError, _DriverError("deadlock detected", pgcode="40P01"))
+
+
+def _failing(errors: list[BaseException], result: Any = "done"):
+    calls: list[int] = []
+
+    def attempt() -> Any:
+        calls.append(1)
+        if errors:
+            raise errors.pop(0)
+        return result
+
+    return attempt, calls
+
+
+def test_policy__retries_transient_errors_then_returns_the_result() -> None:
+    rec = _Recorder()
+    attempt, calls = _failing([_deadlock(), _deadlock()])
+    assert _policy(rec)(attempt) == "done"
+    assert len(calls) == 3
+    assert len(rec.sleeps) == 2
+    assert rec.before == [1, 2]
+
+
+def test_policy__does_not_retry_a_permanent_error() -> None:
+    rec = _Recorder()
+    error = ValueError("the job's code is broken")
+    attempt, calls = _failing([error])
+    with pytest.raises(ValueError) as caught:
+        _policy(rec)(attempt)
+    assert caught.value is error
+    assert len(calls) == 1
+    assert rec.sleeps == []
+
+
+def test_policy__gives_up_after_max_attempts_with_the_original_error() -> None:
+    rec = _Recorder()
+    errors: list[BaseException] = [_deadlock() for _ in range(10)]
+    last = errors[3]
+    attempt, calls = _failing(errors)
+    with pytest.raises(OperationalError) as caught:
+        _policy(rec, max_attempts=4)(attempt)
+    assert caught.value is last
+    assert len(calls) == 4
+
+
+def test_policy__retries_a_unique_violation_only_once() -> None:
+    rec = _Recorder()
+    errors: list[BaseException] = [
+        _wrapped(IntegrityError, _DriverError("duplicate key", pgcode="23505")) for _ in range(5)
+    ]
+    attempt, calls = _failing(errors)
+    with pytest.raises(IntegrityError):
+        _policy(rec, max_attempts=10)(attempt)
+    assert len(calls) == 2
+
+
+def test_policy__stops_retrying_once_a_stop_is_requested() -> None:
+    rec = _Recorder()
+    event = threading.Event()
+    event.set()
+    attempt, calls = _failing([_deadlock(), _deadlock()])
+    with pytest.raises(OperationalError):
+        _policy(rec, event=event)(attempt)
+    assert len(calls) == 1
+
+
+def test_policy__waits_grow_exponentially_and_are_capped() -> None:
+    rec = _Recorder()
+    attempt, _ = _failing([_deadlock() for _ in range(7)])
+    _policy(rec, max_attempts=8, max_wait=1.0)(attempt)
+    assert len(rec.sleeps) == 7
+    assert 0.2 <= rec.sleeps[0] <= 0.4  # 0.2 s plus up to 0.2 s of jitter
+    assert 0.8 <= rec.sleeps[2] <= 1.0
+    assert all(0 < s <= 1.0 for s in rec.sleeps)
+    assert rec.sleeps[-1] == 1.0
+
+
+# -- describing an error for the run record and the events -----------------------------
+
+
+def test_describe__sqlstate_error_keeps_condition_and_names_never_the_message() -> None:
+    diag = SimpleNamespace(
+        constraint_name="tickets_ticket_token_key", table_name="tickets_ticket", column_name=None
+    )
+    secret = "6f1c1f7e-0000-4000-8000-000000000001"
+    cause = _DriverError(
+        f"duplicate key value violates unique constraint\nDETAIL: Key (token)=({secret})",
+        pgcode="23505",
+        diag=diag,
+    )
+    error_class, message = describe(_wrapped(IntegrityError, cause))
+    assert error_class == f"{__name__}._DriverError"
+    assert message == (
+        "unique_violation (SQLSTATE 23505) on constraint tickets_ticket_token_key, "
+        "table tickets_ticket"
+    )
+    assert secret not in message
+
+
+def test_describe__permanent_sqlstate_error_is_a_database_error() -> None:
+    cause = _DriverError("invalid input syntax for type uuid: 'leaked-value'", pgcode="22P02")
+    _, message = describe(_wrapped(DatabaseError, cause))
+    assert message == "database error (SQLSTATE 22P02)"
+
+
+def test_describe__other_errors_keep_their_first_line_truncated() -> None:
+    error_class, message = describe(ValueError("first line\nsecond line"))
+    assert (error_class, message) == ("builtins.ValueError", "first line")
+    _, long = describe(RuntimeError("x" * 1_000))
+    assert len(long) == 300
+    assert long.endswith("...")
+
+
+def test_describe__error_without_a_message_is_named_by_its_class() -> None:
+    assert describe(KeyError()) == ("builtins.KeyError", "KeyError")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_describe__real_unique_violation_does_not_quote_the_token() -> None:
+    token = uuid.uuid4()
+    Ticket.objects.create(title="a", token=token)
+    with pytest.raises(IntegrityError) as caught, transaction.atomic():
+        Ticket.objects.create(title="b", token=token)
+    assert str(token) in str(caught.value)  # the database quotes it...
+    error_class, message = describe(caught.value)
+    assert str(token) not in message  # ...the description does not
+    assert error_class == "psycopg2.errors.UniqueViolation"
+    assert message.startswith("unique_violation (SQLSTATE 23505) on constraint ")
+    assert "table tickets_ticket" in message
