@@ -203,14 +203,16 @@ def _update_postgresql(
             ]
             source = f"unnest({', '.join(p for _, p in arrays)}) AS v({', '.join(aliases)})"
             source_params = [a for a, _ in arrays]
+        # No alias for the target table: a shared value may name its columns (F("title")),
+        # and Django compiles those against the table's real name.
         table, key_col = qn(model._meta.db_table), qn(key_field.column)
         sql = (
-            f"UPDATE {table} AS t SET {', '.join(a for a, _ in assignments)} "
-            f"FROM {source} WHERE t.{key_col} = v.{aliases[0]}"
+            f"UPDATE {table} SET {', '.join(a for a, _ in assignments)} "
+            f"FROM {source} WHERE {table}.{key_col} = v.{aliases[0]}"
         )
         params: list[Any] = [*(p for _, ps in assignments for p in ps), *source_params]
         if bounds is not None:
-            sql += f" AND t.{key_col} BETWEEN %s AND %s"
+            sql += f" AND {table}.{key_col} BETWEEN %s AND %s"
             params += [key_field.get_db_prep_value(b, connection) for b in bounds]
         return _execute_quietly(connection, sql, params)
 

@@ -18,16 +18,18 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from batchjobs import conf
+from batchjobs.database import now as database_now
+from batchjobs.database import set_local_timeouts, table_bytes
 from batchjobs.exceptions import RunBusy, RunNotResumable
 from batchjobs.keyset import Keyset, high_water_mark
 from batchjobs.lease import Owner, owner_alive
 from batchjobs.models import UNFINISHED, JobRun, State
-from batchjobs.tables import table_bytes
 
 if TYPE_CHECKING:
     from batchjobs.runner import RunOptions
 
 _SESSIONS_KEPT = 50
+_LOCK_WAIT = 5.0
 
 
 @dataclass(frozen=True)
@@ -42,14 +44,23 @@ class Claim:
     def run(self) -> JobRun:
         try:
             with transaction.atomic(using=self.alias):
+                # A run row locked by a lost host's open transaction must not hang us.
+                set_local_timeouts(
+                    connections[self.alias], statement_seconds=None, lock_seconds=_LOCK_WAIT
+                )
                 current = self._runs().select_for_update().filter(state__in=UNFINISHED).first()
+                if current is not None and self.options.retry_quarantined:
+                    raise RunNotResumable(
+                        f"Run #{current.pk} of {self.job_name} is unfinished: `runjob "
+                        f"{self.job_name}` resumes it and retries its quarantined rows first."
+                    )
                 if current is None:
                     if self.options.retry_quarantined:
                         return self._reopen_quarantined()
                     if self.options.resume:
                         raise RunNotResumable(f"{self.job_name} has no unfinished run to resume.")
                     return self._create()
-                if alive(current):
+                if alive(current, alias=self.alias):
                     raise RunBusy(busy_message(self.job_name, current))
                 if self.options.restart:
                     current.transition(
@@ -75,8 +86,11 @@ class Claim:
             "owner_token": self.owner.token,
             "owner_host": self.owner.host,
             "owner_pid": self.owner.pid,
-            "heartbeat_at": timezone.now(),
+            "heartbeat_at": Now(),
             "requested_action": "",
+            # Live tuning belongs to the session it was given to; a new one starts from
+            # its own command line.
+            "tuning": {},
         }
 
     def _session(self) -> dict[str, Any]:
@@ -121,7 +135,7 @@ class Claim:
             State.RUNNING,
             using=self.alias,
             stats=stats,
-            options={**run.options, **self._recorded_options()},
+            options=self._recorded_options(),
             **self._owner_fields(),
         )
         run.refresh_from_db()
@@ -140,14 +154,16 @@ class Claim:
         return self._take_over(run)
 
 
-def alive(run: JobRun) -> bool:
-    """Is the process that owns ``run`` still at work?"""
+def alive(run: JobRun, *, alias: str = "default") -> bool:
+    """Is the process that owns ``run`` still at work? (Judged on the database's clock.)"""
+    if not run.owner_token:
+        return False
     return owner_alive(
         owner_token=run.owner_token,
         owner_host=run.owner_host,
         owner_pid=run.owner_pid,
         heartbeat_at=run.heartbeat_at,
-        now=timezone.now(),
+        now=database_now(connections[alias]),
         stale_after=timedelta(seconds=conf.get().STALE_AFTER_SECONDS),
     )
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from batchjobs.claim import alive
+from batchjobs.database import set_local_timeouts
 from batchjobs.exceptions import InvalidOption, RunNotResumable
 from batchjobs.models import UNFINISHED, JobRun, State, check_transition
 
@@ -28,6 +29,8 @@ def display_state(run: JobRun) -> str:
 
 
 def _unfinished(job: str) -> JobRun:
+    # The runner holds the run row only for one chunk; never wait long behind a lost host.
+    set_local_timeouts(connection, statement_seconds=None, lock_seconds=5.0)
     run = JobRun.objects.select_for_update().filter(job=job, state__in=UNFINISHED).first()
     if run is None:
         raise RunNotResumable(f"{job} has no unfinished run.")

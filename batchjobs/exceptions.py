@@ -56,3 +56,7 @@ class JobFailed(BatchJobError):
     """The run failed; its checkpoint is kept and the next run resumes from it."""
 
     exit_code = 1
+
+
+class TooManyQuarantined(JobFailed):
+    """More rows failed alone than --max-quarantined allows."""

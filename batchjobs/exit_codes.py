@@ -12,6 +12,7 @@ class ExitCode(enum.IntEnum):
     PAUSED = 3  # an operator paused the run; `runjob NAME --resume` continues it
     CANCELLED = 4  # an operator cancelled the run
     QUARANTINED = 5  # finished, but some rows were set aside (listjobs shows them)
+    MAX_RUNTIME = 6  # stopped at --max-runtime as planned; run again to continue
     DATABASE_UNAVAILABLE = 69  # EX_UNAVAILABLE
     BUSY = 75  # EX_TEMPFAIL: another process runs this job
     INTERRUPTED_SIGHUP = 129

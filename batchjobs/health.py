@@ -28,6 +28,8 @@ class ReplicationLag:
     """Back off while a streaming replica replays more than ``max_lag_seconds`` behind.
 
     Reads ``pg_stat_replication`` on the primary; with no replicas it is always healthy.
+    The role needs ``pg_monitor`` to read the lag columns: without it they are NULL and the
+    check cannot see lag (docs/operations.md).
     """
 
     def __init__(self, max_lag_seconds: float = 10.0, wait_seconds: float = 5.0) -> None:
@@ -53,7 +55,8 @@ class LockWaits:
     """Back off while other sessions have waited on a lock for more than ``min_wait_seconds``.
 
     Between chunks the job holds no locks, so waiters are the application's own contention:
-    adding the job's writes to it would only make it worse.
+    adding the job's writes to it would only make it worse. Counts this database only; the
+    role needs ``pg_read_all_stats`` (or ``pg_monitor``) to see other roles' sessions.
     """
 
     def __init__(
@@ -69,7 +72,8 @@ class LockWaits:
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND pid <> pg_backend_pid() AND now() - query_start > make_interval(secs => %s)",
+                "AND datname = current_database() AND pid <> pg_backend_pid() "
+                "AND now() - query_start > make_interval(secs => %s)",
                 [self.min_wait_seconds],
             )
             waiters = int(cursor.fetchone()[0])

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import models
-from django.db.models import Max, QuerySet
+from django.db.models import QuerySet
 
 from batchjobs.bulk import update_by_key
 from batchjobs.exceptions import JobDefinitionError
@@ -92,7 +92,9 @@ class Keyset:
 def high_water_mark(queryset: QuerySet[Any], key: str) -> Any:
     """The largest key now: rows created later are not this run's (they have fresh values)."""
     name = key_field(queryset.model, key).name
-    return queryset.aggregate(hwm=Max(name))["hwm"]
+    # ORDER BY key DESC LIMIT 1 reads one index entry and works for every ordered type
+    # (PostgreSQL has no max(uuid)).
+    return queryset.order_by(f"-{name}").values_list(name, flat=True).first()
 
 
 @dataclass(frozen=True)

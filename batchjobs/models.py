@@ -33,7 +33,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
         {
             State.SUCCEEDED,  # every row done, verification clean
             State.QUARANTINED,  # done, but some rows failed alone and were set aside
-            State.INTERRUPTED,  # a signal, or the process lost its database for good
+            State.INTERRUPTED,  # a signal, --max-runtime, or the database lost for good
             State.FAILED,  # a non-transient error; the checkpoint is kept
             State.PAUSED,  # an operator asked; the process exits at a chunk boundary
             State.CANCELLED,  # an operator asked; the run will not be continued

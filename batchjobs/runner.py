@@ -10,7 +10,6 @@ died while COMMIT was on the wire) re-reads the checkpoint and does not redo the
 from __future__ import annotations
 
 import contextlib
-import getpass
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -18,15 +17,19 @@ from typing import Any, TypeVar
 
 from django.db import DatabaseError, connections, router, transaction
 from django.db.models import F, QuerySet
+from django.db.models.functions import Now
 from django.utils import timezone
 from tenacity import RetryCallState
 
 from batchjobs import conf, events, health, retry
-from batchjobs.claim import Claim
+from batchjobs.claim import Claim, os_user
+from batchjobs.database import set_local_timeouts, table_bytes, vacuum_analyze
 from batchjobs.exceptions import (
+    DatabaseUnavailable,
     InvalidOption,
     JobFailed,
     LeaseLost,
+    TooManyQuarantined,
 )
 from batchjobs.exit_codes import ExitCode
 from batchjobs.job import ResumableJob, RunInfo
@@ -36,7 +39,6 @@ from batchjobs.models import JobRun, QuarantinedRow, State
 from batchjobs.progress import ProgressEstimator
 from batchjobs.sizing import ChunkSizer
 from batchjobs.stopping import ForcedStop, Stopper
-from batchjobs.tables import table_bytes, vacuum_analyze
 
 T = TypeVar("T")
 
@@ -93,10 +95,6 @@ class _ChunkResult:
     exhausted: bool = False
 
 
-class _TooManyQuarantined(Exception):
-    pass
-
-
 class Runner:
     def __init__(
         self,
@@ -127,7 +125,7 @@ class Runner:
         self.sizer = ChunkSizer(
             size=self.options.batch_size or self.settings.INITIAL_CHUNK_SIZE,
             target_seconds=self.options.target_chunk_seconds or self.settings.TARGET_CHUNK_SECONDS,
-            minimum=self.settings.MIN_CHUNK_SIZE,
+            minimum=min(self.settings.MIN_CHUNK_SIZE, self.options.batch_size or 1 << 62),
             maximum=max(self.settings.MAX_CHUNK_SIZE, self.options.batch_size or 0),
             fixed=self.options.batch_size is not None,
         )
@@ -163,6 +161,8 @@ class Runner:
             except Exception as exc:
                 if self.stopper.requested and retry.is_transient(exc):
                     return self._interrupted("a stop signal during retries")
+                if retry.classify(exc) is retry.ErrorKind.CONNECTION_LOST:
+                    raise self._database_lost(exc) from None
                 raise self._failed(exc) from None
 
     def _drive(self, run: JobRun) -> Outcome:
@@ -183,11 +183,13 @@ class Runner:
             cursor=run.cursor,
             chunk_size=self.sizer.size,
             options=run.options,
-            started_by=run.started_by,
-            reason=run.reason,
+            started_by=os_user(),
+            reason=self.options.reason,
+            run_started_by=run.started_by,
+            run_reason=run.reason,
         )
         self._retry_quarantined_rows()
-        last_emit = started
+        last_emit, emitted = started, False
         while True:
             outcome = self._between_chunks(started)
             if outcome is not None:
@@ -198,10 +200,12 @@ class Runner:
             now = self.clock()
             self.progress.advance(result.rows, now=now)
             self.sizer.observe(rows=result.rows, seconds=result.seconds)
-            if now - last_emit >= self.settings.PROGRESS_INTERVAL_SECONDS:
+            emitted = now - last_emit >= self.settings.PROGRESS_INTERVAL_SECONDS
+            if emitted:
                 self._emit_progress(now)
                 last_emit = now
-        self._emit_progress(self.clock())
+        if not emitted:
+            self._emit_progress(self.clock())
         return self._finish(started)
 
     def _emit_progress(self, now: float) -> None:
@@ -218,7 +222,7 @@ class Runner:
             state,
             using=self.alias,
             owner_token="",
-            heartbeat_at=timezone.now(),
+            heartbeat_at=Now(),
             retries=F("retries") + self._retries_to_record,
             **fields,
         )
@@ -237,7 +241,9 @@ class Runner:
             return self._parked(State.CANCELLED, events.CANCELLED, ExitCode.CANCELLED)
         max_runtime = self.options.max_runtime
         if max_runtime is not None and self.clock() - started >= max_runtime:
-            return self._interrupted(f"--max-runtime {max_runtime:g}s reached")
+            return self._interrupted(
+                f"--max-runtime {max_runtime:g}s reached", exit_code=ExitCode.MAX_RUNTIME
+            )
         self._apply_tuning()
         self._throttle()
         if self.sleep_seconds > 0:
@@ -295,7 +301,7 @@ class Runner:
             updated = (
                 JobRun.objects.using(self.alias)
                 .filter(pk=self.run_id, owner_token=self.owner.token)
-                .update(heartbeat_at=timezone.now())
+                .update(heartbeat_at=Now())
             )
         except DatabaseError:
             self._reset_connection_if_broken()
@@ -314,7 +320,8 @@ class Runner:
             self._requested_action, self._tuning = row["requested_action"], row["tuning"]
 
     def _parked(self, state: State, event: str, code: ExitCode) -> Outcome:
-        self._release(state, requested_action="")
+        finished = {"finished_at": timezone.now()} if state == State.CANCELLED else {}
+        self._release(state, requested_action="", **finished)
         how = (
             f"continue with `runjob {self.job.name} --resume`"
             if state == State.PAUSED
@@ -324,7 +331,7 @@ class Runner:
         self.log.warning(event, done=self.progress.done, total=self.progress.total, message=message)
         return Outcome(self.run_id, state, int(code), message)
 
-    def _interrupted(self, why: str) -> Outcome:
+    def _interrupted(self, why: str, *, exit_code: int | None = None) -> Outcome:
         self._release(State.INTERRUPTED)
         message = (
             f"Run #{self.run_id} of {self.job.name} interrupted by {why} after "
@@ -336,10 +343,23 @@ class Runner:
             done=self.progress.done,
             total=self.progress.total,
             signal=self.stopper.signal_name,
-            reason=why,
+            cause=why,
             resume_command=f"python manage.py runjob {self.job.name}",
         )
-        return Outcome(self.run_id, State.INTERRUPTED, self.stopper.exit_code, message)
+        code = self.stopper.exit_code if exit_code is None else int(exit_code)
+        return Outcome(self.run_id, State.INTERRUPTED, code, message)
+
+    def _database_lost(self, exc: BaseException) -> DatabaseUnavailable:
+        """The database stayed away through every retry: nothing is wrong with the run."""
+        error_class, error = retry.describe(exc)
+        with contextlib.suppress(Exception):  # it is most likely still gone
+            self._release(State.INTERRUPTED, error_class=error_class, error_message=error)
+        self.log.error(events.FAILED, error_class=error_class, error=error, cause="database lost")
+        return DatabaseUnavailable(
+            f"Run #{self.run_id} of {self.job.name} lost its database and gave up after "
+            f"{self.settings.MAX_ATTEMPTS} attempts ({error}). Every committed chunk is kept: "
+            f"run `runjob {self.job.name}` again when the database is back."
+        )
 
     def _failed(self, exc: BaseException) -> JobFailed:
         error_class, error = retry.describe(exc)
@@ -363,9 +383,9 @@ class Runner:
         try:
             return self._with_retries(lambda: self._chunk(size=self.sizer.size))
         except Exception as exc:
-            if retry.is_transient(exc) or self.stopper.requested:
+            if not self._row_error(exc):
                 raise
-            # A non-transient error: find the bad rows instead of stopping a million good ones.
+            # A row-level error: find the bad rows instead of stopping a million good ones.
             keys = self._with_retries(self._keys_after_checkpoint)
             started = self.clock()
             rows = self._settle(keys, first_error=exc)
@@ -438,18 +458,12 @@ class Runner:
         return row
 
     def _set_timeouts(self) -> None:
-        if self.connection.vendor != "postgresql":
-            return
-        statement = self.options.statement_timeout or self.settings.STATEMENT_TIMEOUT_SECONDS
-        lock = self.options.lock_timeout or self.settings.LOCK_TIMEOUT_SECONDS
-        with self.connection.cursor() as cursor:
-            # SET LOCAL: the limits end with the transaction, and they survive PgBouncer's
-            # transaction pooling, unlike a session-level SET.
-            cursor.execute(
-                "SELECT set_config('statement_timeout', %s, true), "
-                "set_config('lock_timeout', %s, true)",
-                [f"{int(statement * 1000)}ms", f"{int(lock * 1000)}ms"],
-            )
+        set_local_timeouts(
+            self.connection,
+            statement_seconds=self.options.statement_timeout
+            or self.settings.STATEMENT_TIMEOUT_SECONDS,
+            lock_seconds=self.options.lock_timeout or self.settings.LOCK_TIMEOUT_SECONDS,
+        )
 
     def _chunk(self, *, size: int | None = None, keys: Sequence[Any] | None = None) -> _ChunkResult:
         """One transaction: lock the run, plan, process, move the checkpoint."""
@@ -490,7 +504,7 @@ class Runner:
                 done=F("done") + rows,
                 chunks=F("chunks") + 1,
                 retries=F("retries") + self._retries_to_record,
-                heartbeat_at=timezone.now(),
+                heartbeat_at=Now(),
                 rate=snap.rate,
                 eta_seconds=snap.eta_seconds,
                 **extra,
@@ -519,7 +533,7 @@ class Runner:
             try:
                 return self._with_retries(lambda: self._chunk(keys=keys)).rows
             except Exception as exc:
-                if retry.is_transient(exc) or self.stopper.requested:
+                if not self._row_error(exc):
                     raise
                 first_error = exc
         if len(keys) == 1:
@@ -527,6 +541,13 @@ class Runner:
             return 1
         middle = len(keys) // 2
         return self._settle(keys[:middle]) + self._settle(keys[middle:])
+
+    def _row_error(self, exc: BaseException) -> bool:
+        """Could one bad row cause this? A constraint, bad data or the job's own code can;
+        a lost lease, a stop request or a database that keeps failing cannot."""
+        if self.stopper.requested or isinstance(exc, LeaseLost):
+            return False
+        return retry.classify(exc) in {retry.ErrorKind.PERMANENT, retry.ErrorKind.UNIQUE_VIOLATION}
 
     def _max_quarantined(self) -> int:
         if self.options.max_quarantined is not None:
@@ -546,7 +567,7 @@ class Runner:
                 .count()
             )
             if count >= limit:
-                raise _TooManyQuarantined(
+                raise TooManyQuarantined(
                     f"{count} rows are quarantined already (limit {limit}, --max-quarantined) "
                     f"and key {self.keyset.encode(key)} failed too: {error}"
                 ) from None
@@ -598,9 +619,19 @@ class Runner:
     def _verify(self) -> dict[str, Any]:
         """Re-check that no row present at the start still needs the job (a write-back
         or a bypass of the model), re-sweeping any found, and report the counts."""
+        if self.keyset.upto is None:  # no rows at the start: nothing can be stale
+            return {}
         pending = self.job.pending(self.run_info)
         if pending is None:
             return {}
+        set_aside = [
+            self.keyset.decode(key)
+            for key in QuarantinedRow.objects.using(self.alias)
+            .filter(run_id=self.run_id, resolved_at__isnull=True)
+            .values_list("key", flat=True)
+        ]
+        if set_aside:  # reported already; owed by --retry-quarantined
+            pending = pending.exclude(**{f"{self.keyset.name}__in": set_aside})
         found = self._with_retries(pending.count)
         reswept = 0
         if found:
@@ -617,6 +648,7 @@ class Runner:
                         self._process(Chunk(keys=keys, keyset=sweep))
 
                 self._with_retries(attempt)
+                self._heartbeat()
                 reswept += len(keys)
                 after = keys[-1]
         remaining = self._with_retries(pending.count) if found else 0
@@ -639,9 +671,6 @@ class Runner:
         run = JobRun.objects.using(self.alias).get(pk=self.run_id)
         stats = dict(run.stats)
         stats["table_bytes_after"] = table_bytes(self.connection, self.queryset.model)
-        if self.options.vacuum:
-            vacuum_analyze(self.connection, self.queryset.model)
-            stats["table_bytes_after_vacuum"] = table_bytes(self.connection, self.queryset.model)
         unresolved = QuarantinedRow.objects.using(self.alias).filter(
             run_id=self.run_id, resolved_at__isnull=True
         )
@@ -656,6 +685,13 @@ class Runner:
             error_message="",
         )
         elapsed = self.clock() - started
+        if self.options.vacuum:
+            # After the lease is given up: a long VACUUM must not make the run look stalled.
+            vacuum_started = self.clock()
+            vacuum_analyze(self.connection, self.queryset.model)
+            stats["vacuum_seconds"] = round(self.clock() - vacuum_started, 3)
+            stats["table_bytes_after_vacuum"] = table_bytes(self.connection, self.queryset.model)
+            JobRun.objects.using(self.alias).filter(pk=self.run_id).update(stats=stats)
         self.log.info(
             events.FINISHED,
             state=state.value,
@@ -670,6 +706,7 @@ class Runner:
             table_bytes_before=stats.get("table_bytes_before"),
             table_bytes_after=stats.get("table_bytes_after"),
             table_bytes_after_vacuum=stats.get("table_bytes_after_vacuum"),
+            vacuum_seconds=stats.get("vacuum_seconds"),
         )
         if quarantined:
             keys = list(unresolved.values_list("key", flat=True)[:20])
@@ -680,10 +717,3 @@ class Runner:
             return Outcome(self.run_id, state, int(ExitCode.QUARANTINED), message)
         message = f"Run #{self.run_id} of {self.job.name} succeeded: {self.progress.done:,} rows."
         return Outcome(self.run_id, state, int(ExitCode.SUCCEEDED), message)
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "unknown"

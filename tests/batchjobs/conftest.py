@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import structlog
-from django.db import connection
 
 from batchjobs import registry
 
@@ -48,9 +47,3 @@ def small_chunks(settings: Any) -> None:
     chunk, so a run over a few dozen rows has several chunks."""
     settings.BATCHJOBS_MIN_CHUNK_SIZE = 1
     settings.BATCHJOBS_PROGRESS_INTERVAL_SECONDS = 0
-
-
-def xfail_on_postgres(request: pytest.FixtureRequest, reason: str) -> None:
-    """Mark a test that shows a PostgreSQL-only bug as a strict expected failure there."""
-    if connection.vendor == "postgresql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))

@@ -12,7 +12,6 @@ from django.db.models.functions import Concat, Now, Upper
 from batchjobs import update_by_key
 from batchjobs.bulk import _update_bulk_update
 from batchjobs.models import JobRun
-from tests.batchjobs.conftest import xfail_on_postgres
 from tickets.models import Ticket
 from tickets.seeding import seed
 from tickets.tokens import new_tokens
@@ -74,11 +73,6 @@ def test_update_by_key__database_expression_applies_to_every_row(ids: list[int])
 
 
 def test_update_by_key__expression_may_read_the_row_itself(ids: list[int], request) -> None:
-    xfail_on_postgres(
-        request,
-        "BUG: bulk._update_postgresql aliases the table `AS t`, but expressions compile to "
-        '"tickets_ticket"."title": PostgreSQL refuses the statement',
-    )
     keys = ids[:3]
     titles = _column("title", keys)
     update_by_key(Ticket, key="pk", keys=keys, values={"title": Concat(F("title"), Value("!"))})

@@ -217,11 +217,6 @@ def test_runjob__tune_with_nothing_to_change_exits_2() -> None:
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: runjob.py passes sleep=None to control.tune when --sleep is 0 (its default), "
-    "so an operator cannot take a live run's sleep back to zero",
-)
 def test_runjob__tune_sleep_back_to_zero() -> None:
     live = _live_run(tuning={"sleep": 2.0})
     _call("runjob", JOB, "--tune", "--sleep", "0")
@@ -289,7 +284,16 @@ def test_runjob__dry_run_that_hits_a_collision_exits_1(seed) -> None:
 def _table_rows(out: str) -> dict[str, str]:
     """``{job: its line}`` from the table (description lines left out)."""
     lines = out.splitlines()
-    assert lines[0].split()[:4] == ["JOB", "STATE", "DONE/TOTAL", "%"]
+    assert lines[0].split() == [
+        "JOB",
+        "RUN",
+        "STATE",
+        "DONE/TOTAL",
+        "%",
+        "ETA",
+        "STARTED",
+        "FINISHED",
+    ]
     return {line.split()[0]: line.rstrip() for line in lines[1:] if not line.startswith(" ")}
 
 
@@ -297,8 +301,8 @@ def _table_rows(out: str) -> dict[str, str]:
 def test_listjobs__table_shows_a_never_run_job() -> None:
     out, _ = _call("listjobs")
     rows = _table_rows(out)
-    assert rows[JOB] == f"{JOB:<24} never run"
-    assert f"    {DESCRIPTION}" in out.splitlines()
+    assert rows[JOB].split() == [JOB, "-", "never", "run"]
+    assert f"  {JOB}: {DESCRIPTION}" in out.splitlines()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -307,20 +311,21 @@ def test_listjobs__table_shows_the_newest_run(seed: Callable[[int], int]) -> Non
     _call("runjob", JOB, "--log-format", "json")
     rows = _table_rows(_call("listjobs")[0])
     fields = rows[JOB].split()
-    assert fields[:4] == [JOB, "succeeded", "1,234/1,234", "100.0"]
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d", fields[4])  # started, then finished
-    assert len(fields) == 8
+    newest = JobRun.objects.get(job=JOB)
+    assert fields[:5] == [JOB, f"#{newest.pk}", "succeeded", "1,234/1,234", "100.0"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", fields[5])  # no ETA once finished; started
+    assert len(fields) == 9  # started and finished are a date and a time each
 
 
 @pytest.mark.django_db
 def test_listjobs__table_shows_a_stalled_run_and_quarantined_rows() -> None:
     JobRun.objects.create(job=JOB, state=State.RUNNING, owner_token="gone", total=10, done=4)
     rows = _table_rows(_call("listjobs")[0])
-    assert rows[JOB].split()[1:4] == ["stalled", "4/10", "40.0"]
+    assert rows[JOB].split()[2:5] == ["stalled", "4/10", "40.0"]
     JobRun.objects.all().delete()
     JobRun.objects.create(job=JOB, state=State.QUARANTINED, total=10, done=10, quarantined=2)
     rows = _table_rows(_call("listjobs")[0])
-    assert "succeeded_with_quarantine [2 quarantined]" in rows[JOB]
+    assert "succeeded_with_quarantine (2 quarantined)" in rows[JOB]
 
 
 @pytest.mark.django_db

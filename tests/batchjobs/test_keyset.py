@@ -8,14 +8,8 @@ from django.test.utils import CaptureQueriesContext, isolate_apps
 
 from batchjobs.exceptions import JobDefinitionError
 from batchjobs.keyset import Chunk, Keyset, check_queryset, high_water_mark, key_field
-from tests.batchjobs.conftest import xfail_on_postgres
 from tickets.models import Ticket
 from tickets.seeding import seed
-
-UUID_MAX = (
-    "BUG: keyset.high_water_mark uses Max(); PostgreSQL 15 has no max(uuid), so a job "
-    "keyed on a UUID cannot start"
-)
 
 # -- the queryset a job may hand over ---------------------------------------------------
 
@@ -140,7 +134,6 @@ def test_high_water_mark__is_the_largest_key_of_the_queryset(ids: list[int]) -> 
 
 @pytest.mark.django_db
 def test_high_water_mark__of_a_uuid_key(ids: list[int], request) -> None:
-    xfail_on_postgres(request, UUID_MAX)
     assert high_water_mark(Ticket.objects.all(), "token") == max(
         Ticket.objects.values_list("token", flat=True)
     )

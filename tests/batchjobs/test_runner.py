@@ -27,7 +27,6 @@ from batchjobs.models import JobRun, QuarantinedRow, State
 from batchjobs.runner import Outcome, Runner, RunOptions
 from batchjobs.stopping import Stopper
 from jobs.rotate_ticket_tokens import RotateTicketTokens
-from tests.batchjobs.conftest import xfail_on_postgres
 from tests.batchjobs.fakes import (
     CloseByToken,
     Contention,
@@ -45,10 +44,6 @@ from tickets.models import Ticket
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("small_chunks")]
 
 NAME = RecordingRotation.name
-UUID_MAX = (
-    "BUG: keyset.high_water_mark uses Max(); PostgreSQL 15 has no max(uuid), so a job "
-    "keyed on a UUID cannot start"
-)
 
 
 @pytest.fixture
@@ -107,11 +102,6 @@ def test_runner__processes_every_row_once_in_key_order_and_succeeds(ids: list[in
     assert run.verification == {"checked": 50, "stale_found": 0, "reswept": 0, "remaining": 0}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with no rows the high-water mark is None and RotateTicketTokens.pending() "
-    "filters pk__lte=None: the verification raises and the run fails",
-)
 def test_runner__empty_table_succeeds_at_once(transactional_db: None) -> None:
     outcome = _run(RecordingRotation())
     run = JobRun.objects.get(pk=outcome.run_id)
@@ -149,13 +139,6 @@ def test_runner__batch_size_is_honoured_below_the_adaptive_minimum(
     job = RecordingRotation()
     _run(job, batch_size=10)
     assert [len(c) for c in job.chunks] == [10, 10, 10, 5]
-
-
-test_runner__batch_size_is_honoured_below_the_adaptive_minimum = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: runner.py builds ChunkSizer(minimum=MIN_CHUNK_SIZE) and its __post_init__ "
-    "clamps --batch-size 10 up to 100",
-)(test_runner__batch_size_is_honoured_below_the_adaptive_minimum)
 
 
 # -- crash, failure, resume, restart -----------------------------------------------------
@@ -338,7 +321,6 @@ def test_runner__ordered_or_sliced_queryset_is_refused_before_a_run(ids, queryse
 
 
 def test_runner__walks_a_non_integer_key(ids: list[int], request) -> None:
-    xfail_on_postgres(request, UUID_MAX)
     order = sorted(Ticket.objects.values_list("token", flat=True))
     job = CloseByToken()
     outcome = _run(job)
@@ -349,7 +331,6 @@ def test_runner__walks_a_non_integer_key(ids: list[int], request) -> None:
 
 
 def test_runner__resumes_a_non_integer_key_from_its_checkpoint(ids: list[int], request) -> None:
-    xfail_on_postgres(request, UUID_MAX)
     order = sorted(Ticket.objects.values_list("token", flat=True))
     with pytest.raises(Crash):
         _run(CloseByToken(before=_crash_on(3)))
@@ -441,11 +422,6 @@ def test_runner__row_failing_alone_is_quarantined_and_the_rest_done(ids: list[in
     assert run.quarantined == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Runner._verify re-sweeps the quarantined row (it still has its old token), "
-    "the job fails on it again and the whole run ends FAILED instead of QUARANTINED",
-)
 def test_runner__quarantined_row_does_not_fail_the_verification(ids: list[int]) -> None:
     bad = ids[13]
     outcome = _run(RecordingRotation(before=_fail_on(bad)))
@@ -524,11 +500,6 @@ def test_runner__cancel_request_ends_the_run_for_good(ids: list[int]) -> None:
     assert fresh.processed == dict.fromkeys(ids, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Runner._parked releases a cancelled run without finished_at (control.request "
-    "sets it for a dead run, so listjobs shows no finish time only for live cancels)",
-)
 def test_runner__cancelled_run_records_when_it_finished(ids: list[int]) -> None:
     def cancel_on_first(job: Any, chunk: Chunk) -> None:
         if job.calls == 1:

@@ -9,6 +9,7 @@ from batchjobs import control, registry
 from batchjobs.exceptions import BatchJobError
 from batchjobs.management.commands._common import require_database
 from batchjobs.models import JobRun
+from batchjobs.progress import format_duration
 
 
 def run_summary(run: JobRun | None) -> dict[str, Any] | None:
@@ -20,6 +21,9 @@ def run_summary(run: JobRun | None) -> dict[str, Any] | None:
         "done": run.done,
         "total": run.total,
         "percent": run.percent,
+        "rate": run.rate,
+        "eta_seconds": run.eta_seconds if run.finished_at is None else None,
+        "tuning": run.tuning,
         "chunks": run.chunks,
         "retries": run.retries,
         "quarantined": run.quarantined,
@@ -79,22 +83,39 @@ class Command(BaseCommand):
             self._table(rows)
 
     def _table(self, rows: list[dict[str, Any]]) -> None:
-        header = f"{'JOB':<24} {'STATE':<28} {'DONE/TOTAL':>23} {'%':>6}  {'STARTED':<20} FINISHED"
-        self.stdout.write(header)
+        header = ("JOB", "RUN", "STATE", "DONE/TOTAL", "%", "ETA", "STARTED", "FINISHED")
+        lines = [header]
         for row in rows:
             run = row["runs"][0] if row["runs"] else None
             if run is None:
-                self.stdout.write(f"{row['job']:<24} {'never run':<28}")
-            else:
-                total = "?" if run["total"] is None else f"{run['total']:,}"
-                percent = "" if run["percent"] is None else f"{run['percent']:.1f}"
-                extra = f" [{run['quarantined']} quarantined]" if run["quarantined"] else ""
-                self.stdout.write(
-                    f"{row['job']:<24} {run['state'] + extra:<28} "
-                    f"{run['done']:>11,}/{total:<11} {percent:>6}  "
-                    f"{_short(run['started_at']):<20} {_short(run['finished_at'])}"
+                lines.append((row["job"], "-", "never run", "", "", "", "", ""))
+                continue
+            total = "?" if run["total"] is None else f"{run['total']:,}"
+            state = run["state"] + (
+                f" ({run['quarantined']} quarantined)" if run["quarantined"] else ""
+            )
+            lines.append(
+                (
+                    row["job"],
+                    f"#{run['run_id']}",
+                    state,
+                    f"{run['done']:,}/{total}",
+                    "" if run["percent"] is None else f"{run['percent']:.1f}",
+                    format_duration(run["eta_seconds"]) if run["eta_seconds"] is not None else "",
+                    _short(run["started_at"]),
+                    _short(run["finished_at"]),
                 )
-            self.stdout.write(f"    {row['description']}")
+            )
+        widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+        right = {3, 4, 5}
+        for line in lines:
+            cells = [
+                cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+                for i, cell in enumerate(line)
+            ]
+            self.stdout.write("  ".join(cells).rstrip())
+        for row in rows:
+            self.stdout.write(f"  {row['job']}: {row['description']}")
 
     def _detail(self, row: dict[str, Any]) -> None:
         self.stdout.write(f"{row['job']}: {row['description']}")

@@ -66,7 +66,6 @@ class Command(BaseCommand):
         run.add_argument(
             "--sleep",
             type=_seconds,
-            default=0.0,
             help="Pause this long between chunks, to leave the database room.",
         )
         run.add_argument(
@@ -165,7 +164,7 @@ class Command(BaseCommand):
                 self.stderr.write(
                     control.tune(
                         name,
-                        sleep=options["sleep"] if options["sleep"] else None,
+                        sleep=options["sleep"],
                         batch_size=options["batch_size"],
                         target_chunk_seconds=options["target_chunk_seconds"],
                     )
@@ -173,13 +172,19 @@ class Command(BaseCommand):
                 return
             job = job_class()
             if options["dry_run"]:
-                self._dry_run(job, sample=options["sample"] or options["batch_size"] or 1_000)
+                self._dry_run(
+                    job,
+                    sample=options["sample"] or options["batch_size"] or 1_000,
+                    sql_side=options["sql_side"],
+                    statement_timeout=options["statement_timeout"],
+                    lock_timeout=options["lock_timeout"],
+                )
                 return
             events.configure(log_format=options["log_format"], stream=self.stdout._out)
             run_options = RunOptions(
                 batch_size=options["batch_size"],
                 target_chunk_seconds=options["target_chunk_seconds"],
-                sleep=options["sleep"],
+                sleep=options["sleep"] or 0.0,
                 restart=options["restart"],
                 resume=options["resume"],
                 retry_quarantined=options["retry_quarantined"],
@@ -198,8 +203,8 @@ class Command(BaseCommand):
             raise CommandError(outcome.message, returncode=outcome.exit_code)
         self.stderr.write(outcome.message, style_func=self.style.SUCCESS)
 
-    def _dry_run(self, job: Any, *, sample: int) -> None:
-        result = rehearse(job, sample=sample)
+    def _dry_run(self, job: Any, *, sample: int, **options: Any) -> None:
+        result = rehearse(job, sample=sample, **options)
         out = self.stdout
         out.write(f"Dry run of {job.name} on {result.sample:,} rows (rolled back):")
         out.write(
