@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, OperationalError, connections, transaction
 from django.db.models import QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -24,6 +24,7 @@ from batchjobs.exceptions import RunBusy, RunNotResumable
 from batchjobs.keyset import Keyset, high_water_mark
 from batchjobs.lease import Owner, owner_alive
 from batchjobs.models import UNFINISHED, JobRun, State
+from batchjobs.retry import ErrorKind, classify
 
 if TYPE_CHECKING:
     from batchjobs.runner import RunOptions
@@ -42,6 +43,12 @@ class Claim:
     alias: str
 
     def run(self) -> JobRun:
+        # Refuse a live owner from a plain read first: it waits neither for the run row,
+        # which the running job locks for each chunk, nor (SQLite) for the write lock,
+        # which the running job takes back as soon as it lets it go.
+        current = self._runs().filter(state__in=UNFINISHED).first()
+        if current is not None and alive(current, alias=self.alias):
+            raise RunBusy(busy_message(self.job_name, current))
         try:
             with transaction.atomic(using=self.alias):
                 # A run row locked by a lost host's open transaction must not hang us.
@@ -75,6 +82,12 @@ class Claim:
                 return self._take_over(current)
         except IntegrityError:
             # Another process created a run between our look and our insert.
+            current = self._runs().filter(state__in=UNFINISHED).first()
+            raise RunBusy(busy_message(self.job_name, current)) from None
+        except OperationalError as exc:
+            if classify(exc) is not ErrorKind.LOCK_TIMEOUT:
+                raise
+            # The run row stayed locked past the wait: a chunk in flight, or a lost host.
             current = self._runs().filter(state__in=UNFINISHED).first()
             raise RunBusy(busy_message(self.job_name, current)) from None
 

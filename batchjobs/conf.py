@@ -15,6 +15,8 @@ class Settings:
     INITIAL_CHUNK_SIZE: int = 1_000
     MIN_CHUNK_SIZE: int = 100
     MAX_CHUNK_SIZE: int = 20_000
+    # No values travel with --sql-side, so chunks may be larger: the target time bounds them.
+    MAX_SQL_SIDE_CHUNK_SIZE: int = 100_000
     MAX_ATTEMPTS: int = 10
     MAX_RETRY_WAIT_SECONDS: float = 30.0
     STATEMENT_TIMEOUT_SECONDS: float = 30.0

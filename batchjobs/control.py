@@ -6,15 +6,18 @@ chunk's transaction). A run with no live process is changed at once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from batchjobs.claim import alive
 from batchjobs.database import set_local_timeouts
-from batchjobs.exceptions import InvalidOption, RunNotResumable
+from batchjobs.exceptions import InvalidOption, RunBusy, RunNotResumable
 from batchjobs.models import UNFINISHED, JobRun, State, check_transition
+from batchjobs.retry import ErrorKind, classify
 
 TUNABLE = ("sleep", "batch_size", "target_chunk_seconds")
 
@@ -37,10 +40,25 @@ def _unfinished(job: str) -> JobRun:
     return run
 
 
+@contextmanager
+def _answered_when_busy(job: str) -> Iterator[None]:
+    """Turn a run row that stays locked past the wait into a one-line answer."""
+    try:
+        yield
+    except OperationalError as exc:
+        if classify(exc) is not ErrorKind.LOCK_TIMEOUT:
+            raise
+        run = JobRun.objects.filter(job=job, state__in=UNFINISHED).first()
+        raise RunBusy(
+            f"Run #{run.pk if run else '?'} of {job} has held its row for over 5 s (a long "
+            "chunk, or a lost host's open transaction); try again in a moment."
+        ) from None
+
+
 def request(job: str, action: str) -> str:
     """Ask for ``pause`` or ``cancel``; return one sentence saying what happened."""
     target = {"pause": State.PAUSED, "cancel": State.CANCELLED}[action]
-    with transaction.atomic():
+    with _answered_when_busy(job), transaction.atomic():
         run = _unfinished(job)
         if run.state == target:
             return f"Run #{run.pk} of {job} is already {target}."
@@ -63,7 +81,7 @@ def tune(job: str, **values: Any) -> str:
     changes = {k: v for k, v in values.items() if k in TUNABLE and v is not None}
     if not changes:
         raise InvalidOption("--tune needs --sleep, --batch-size or --target-chunk-seconds.")
-    with transaction.atomic():
+    with _answered_when_busy(job), transaction.atomic():
         run = _unfinished(job)
         tuning = {**run.tuning, **changes}
         if "batch_size" in changes:

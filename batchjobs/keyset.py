@@ -75,6 +75,28 @@ class Keyset:
             qs = qs.filter(**{f"{self.name}__gt": after})
         return list(qs.order_by(self.name).values_list(self.name, flat=True)[:limit])
 
+    def next_range(self, *, after: Any, limit: int) -> tuple[Any, int] | None:
+        """``(last key, rows)`` of the next ``limit`` rows after ``after``, without fetching
+        their keys: for SQL-side chunks, where only the range's end is needed."""
+        if self.upto is None:
+            return None
+        qs = self.bounded()
+        if after is not None:
+            qs = qs.filter(**{f"{self.name}__gt": after})
+        ordered = qs.order_by(self.name).values_list(self.name, flat=True)
+        last = ordered[limit - 1 : limit].first()  # OFFSET limit-1 LIMIT 1 on the index
+        if last is not None:
+            return last, limit
+        rows = qs.count()
+        if not rows:
+            return None
+        return qs.order_by(f"-{self.name}").values_list(self.name, flat=True).first(), rows
+
+    def between(self, after: Any, last: Any) -> QuerySet[Any]:
+        """The job's rows after ``after`` (exclusive) up to ``last`` (inclusive)."""
+        qs = self.queryset.filter(**{f"{self.name}__lte": last})
+        return qs if after is None else qs.filter(**{f"{self.name}__gt": after})
+
     def range(self, first: Any, last: Any) -> QuerySet[Any]:
         """The job's rows between two keys, both included."""
         return self.queryset.filter(**{f"{self.name}__gte": first, f"{self.name}__lte": last})

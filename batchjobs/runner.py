@@ -126,7 +126,12 @@ class Runner:
             size=self.options.batch_size or self.settings.INITIAL_CHUNK_SIZE,
             target_seconds=self.options.target_chunk_seconds or self.settings.TARGET_CHUNK_SECONDS,
             minimum=min(self.settings.MIN_CHUNK_SIZE, self.options.batch_size or 1 << 62),
-            maximum=max(self.settings.MAX_CHUNK_SIZE, self.options.batch_size or 0),
+            maximum=max(
+                self.settings.MAX_SQL_SIDE_CHUNK_SIZE
+                if self.options.sql_side
+                else self.settings.MAX_CHUNK_SIZE,
+                self.options.batch_size or 0,
+            ),
             fixed=self.options.batch_size is not None,
         )
         self.sleep_seconds = self.options.sleep
@@ -140,7 +145,7 @@ class Runner:
     # -- the run as a whole -------------------------------------------------------------
 
     def run(self) -> Outcome:
-        with self.stopper.installed():
+        with self.stopper.installed(on_force=self._cancel_statement):
             run = Claim(
                 job_name=self.job.name,
                 queryset=self.queryset,
@@ -233,6 +238,10 @@ class Runner:
     def _between_chunks(self, started: float) -> Outcome | None:
         # With DEBUG=True Django keeps up to 9,000 queries per connection; keep none of ours.
         self.connection.queries_log.clear()
+        # SQLite: leave the write lock free a moment, so a waiting writer (runjob --pause,
+        # the application) gets its turn; its busy handler polls only every 100 ms.
+        if self.connection.vendor == "sqlite":
+            time.sleep(0.05)
         if self.stopper.requested:
             return self._interrupted(f"{self.stopper.signal_name or 'a stop request'}")
         if self._requested_action == "pause":
@@ -430,6 +439,14 @@ class Runner:
             chunk_size=self.sizer.size,
         )
 
+    def _cancel_statement(self) -> None:
+        """From the signal watcher thread: cancel the statement in flight (PQcancel is
+        thread-safe), so that a second stop signal does not wait for it to end."""
+        raw = self.connection.connection
+        if raw is not None and hasattr(raw, "cancel"):
+            with contextlib.suppress(Exception):
+                raw.cancel()
+
     def _reset_connection(self) -> None:
         with contextlib.suppress(DatabaseError):
             self.connection.close()
@@ -472,6 +489,15 @@ class Runner:
             self._set_timeouts()
             row = self._lock_run()
             cursor = self.keyset.decode(row["cursor"])
+            if keys is None and self.sql_values is not None:
+                # SQL-side: no values travel, so neither do keys; only the range's end.
+                planned = self.keyset.next_range(after=cursor, limit=size or self.sizer.size)
+                if planned is None:
+                    return _ChunkResult(rows=0, seconds=0.0, exhausted=True)
+                last, rows = planned
+                self.keyset.between(cursor, last).update(**self.sql_values)
+                self._advance(last, rows)
+                return _ChunkResult(rows=rows, seconds=self.clock() - started)
             if keys is None:
                 keys = self.keyset.next_keys(after=cursor, limit=size or self.sizer.size)
                 if not keys:

@@ -8,9 +8,10 @@ moves only with a commit, stays consistent. Handlers are restored on exit.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -57,14 +58,39 @@ class Stopper:
         self.request(signum)
 
     @contextmanager
-    def installed(self) -> Iterator[Stopper]:
-        """Install SIGINT/SIGTERM handlers for the duration; restore the previous ones."""
+    def installed(self, on_force: Callable[[], None] | None = None) -> Iterator[Stopper]:
+        """Install SIGINT/SIGTERM handlers for the duration; restore the previous ones.
+
+        Python runs a handler only when the main thread is back in bytecode, not while it
+        waits in a driver call (a long statement, a lock wait), and a signal repeated
+        meanwhile is seen once. So a watcher thread also counts the signals as they come,
+        through the wakeup fd, and on the second calls ``on_force`` (the runner cancels the
+        statement in flight), which hands control back to the main thread at once.
+        """
         if threading.current_thread() is not threading.main_thread():
             yield self  # signals can only be handled on the main thread
             return
         previous = {sig: signal.signal(sig, self._handle) for sig in EXIT_CODE_FOR_SIGNAL}
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        watcher = threading.Thread(
+            target=self._watch, args=(read_fd, on_force), name="stop-signal-watcher", daemon=True
+        )
+        watcher.start()
         try:
             yield self
         finally:
+            signal.set_wakeup_fd(previous_fd)
+            os.close(write_fd)
+            watcher.join(timeout=1)
+            os.close(read_fd)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _watch(self, read_fd: int, on_force: Callable[[], None] | None) -> None:
+        seen = 0
+        while chunk := os.read(read_fd, 64):
+            seen += sum(1 for signum in chunk if signum in EXIT_CODE_FOR_SIGNAL)
+            if seen >= 2 and on_force is not None:
+                on_force()

@@ -1,0 +1,98 @@
+"""kill -9 of the runner: no handler runs, the transaction in flight dies with the process.
+
+What must hold: the next run takes the same run over (no second run), resumes from the
+last committed checkpoint and, in the end, every row present at the start was rotated
+exactly once. Meanwhile ``listjobs`` shows the dead run as stalled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import pytest
+
+from batchjobs.models import JobRun, State
+from tests.faults.helpers import (
+    SLOW,
+    assert_checkpoint_consistent,
+    assert_rotated_exactly_once,
+    latest_run,
+    runs_of,
+    snapshot,
+    wait_done,
+)
+
+ROWS = 5_000
+BATCH = 100
+SLOW_CHUNKS = {"SCENARIO_CHUNK_SLEEP": "0.04"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_kill9__repeated_kills_then_final_run_rotates_every_row_exactly_once(
+    seed, cli, rotation_audit, procs
+) -> None:
+    seed(ROWS)
+    before = snapshot()
+    keys = sorted(before)
+    seed_value = int(os.environ.get("FAULTS_SEED", random.SystemRandom().randrange(10**6)))
+    rng = random.Random(seed_value)
+    # Four kills at different, randomised progress points (and a random moment in the chunk).
+    targets = [
+        rng.randint(lo, hi) for lo, hi in ((200, 900), (1400, 2200), (2700, 3400), (3800, 4500))
+    ]
+    args = ("runjob", SLOW, "--batch-size", str(BATCH), "--log-format", "json")
+
+    for target in targets:
+        live = procs.spawn(cli, *args, env=SLOW_CHUNKS)
+        wait_done(SLOW, target, live)
+        live.kill9()
+        run = latest_run(SLOW)
+        assert run is not None
+        assert run.state == State.RUNNING, f"seed {seed_value}: a killed run records no state"
+        assert_checkpoint_consistent(rotation_audit, run, keys)
+
+    final = cli.run(*args)
+    assert final.returncode == 0, f"seed {seed_value}: {final.stderr}"
+    runs = runs_of(SLOW)
+    assert len(runs) == 1, f"seed {seed_value}: the kills left {len(runs)} runs, not one taken over"
+    run = runs[0]
+    assert run.state == State.SUCCEEDED
+    assert (run.done, run.total, run.chunks) == (ROWS, ROWS, ROWS // BATCH)
+    assert run.owner_token == ""
+    assert len(run.stats["sessions"]) == len(targets) + 1
+    assert_rotated_exactly_once(rotation_audit, before)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_kill9__listjobs_shows_stalled_and_the_next_run_takes_it_over(
+    seed, cli, rotation_audit, procs
+) -> None:
+    seed(3_000)
+    before = snapshot()
+    args = ("runjob", SLOW, "--batch-size", str(BATCH), "--log-format", "json")
+    live = procs.spawn(cli, *args, env=SLOW_CHUNKS)
+    wait_done(SLOW, 1_000, live)
+    live.kill9()
+
+    listed = cli.run("listjobs", SLOW, "--json")
+    assert listed.returncode == 0, listed.stderr
+    (entry,) = json.loads(listed.stdout)
+    stalled = entry["runs"][0]
+    assert stalled["state"] == "stalled"
+    assert stalled["owner"] == f"pid {live.pid} on {os.uname().nodename}"
+    killed_run = JobRun.objects.get(pk=stalled["run_id"])
+
+    resumed = procs.spawn(cli, *args)
+    assert resumed.wait() == 0, resumed.stderr
+    started = resumed.events("job.started")[0]
+    assert started["run_id"] == killed_run.pk
+    assert started["resumed"] is True
+    assert started["done"] == killed_run.done
+    assert runs_of(SLOW) == [killed_run]
+    run = JobRun.objects.get(pk=killed_run.pk)
+    assert (run.state, run.done) == (State.SUCCEEDED, 3_000)
+    listed = json.loads(cli.run("listjobs", SLOW, "--json").stdout)
+    assert listed[0]["runs"][0]["state"] == "succeeded"
+    assert_rotated_exactly_once(rotation_audit, before)
