@@ -141,7 +141,8 @@ class RotationAudit:
     """Counts, in the database, every committed change of each row's token.
 
     A trigger appends to an audit table inside the writing transaction, so a rolled-back
-    chunk leaves no count: the counts are exactly the committed rotations.
+    chunk leaves no count: the counts are exactly the committed rotations. One subclass per
+    database dialect; the ``rotation_audit`` fixture picks the one in use.
     """
 
     def __init__(self) -> None:
@@ -149,53 +150,80 @@ class RotationAudit:
 
         self.connection = connection
         with connection.cursor() as c:
-            c.execute(
-                "CREATE TABLE IF NOT EXISTS rotation_audit (id bigint PRIMARY KEY, n int NOT NULL)"
-            )
-            c.execute("TRUNCATE rotation_audit")
-            c.execute(
-                """
-                CREATE OR REPLACE FUNCTION rotation_audit_count() RETURNS trigger AS $$
-                BEGIN
-                  INSERT INTO rotation_audit (id, n) VALUES (NEW.id, 1)
-                  ON CONFLICT (id) DO UPDATE SET n = rotation_audit.n + 1;
-                  RETURN NEW;
-                END $$ LANGUAGE plpgsql
-                """
-            )
-            c.execute("DROP TRIGGER IF EXISTS rotation_audit ON tickets_ticket")
-            c.execute(
-                "CREATE TRIGGER rotation_audit AFTER UPDATE OF token ON tickets_ticket "
-                "FOR EACH ROW WHEN (OLD.token IS DISTINCT FROM NEW.token) "
-                "EXECUTE FUNCTION rotation_audit_count()"
-            )
+            for statement in self.install:
+                c.execute(statement)
+
+    install: tuple[str, ...] = ()
+    drop_trigger = ""
+
+    def counts(self) -> dict[int, int]:
+        """``{ticket id: committed token changes}`` (rows never changed are absent)."""
+        with self.connection.cursor() as c:
+            c.execute("SELECT id, n FROM rotation_audit")
+            return dict(c.fetchall())
 
     def summary(self, *, upto: int | None = None) -> dict[str, int]:
         """``{"never": a, "once": b, "more": c}`` over the tickets with ``id <= upto``."""
-        with self.connection.cursor() as c:
-            c.execute(
-                """
-                SELECT coalesce(a.n, 0) AS n, count(*) FROM tickets_ticket t
-                LEFT JOIN rotation_audit a ON a.id = t.id
-                WHERE %s::bigint IS NULL OR t.id <= %s::bigint GROUP BY 1
-                """,
-                [upto, upto],
-            )
-            counts = dict(c.fetchall())
+        from tickets.models import Ticket  # noqa: PLC0415
+
+        ids = Ticket.objects.values_list("id", flat=True)
+        if upto is not None:
+            ids = ids.filter(id__lte=upto)
+        counts = self.counts()
+        per_row = [counts.get(i, 0) for i in ids.iterator()]
         return {
-            "never": counts.get(0, 0),
-            "once": counts.get(1, 0),
-            "more": sum(v for k, v in counts.items() if k > 1),
+            "never": per_row.count(0),
+            "once": per_row.count(1),
+            "more": sum(1 for n in per_row if n > 1),
         }
 
     def drop(self) -> None:
         with self.connection.cursor() as c:
-            c.execute("DROP TRIGGER IF EXISTS rotation_audit ON tickets_ticket")
+            c.execute(self.drop_trigger)
             c.execute("DROP TABLE IF EXISTS rotation_audit")
+
+
+class PostgresAudit(RotationAudit):
+    install = (
+        "CREATE TABLE IF NOT EXISTS rotation_audit (id bigint PRIMARY KEY, n int NOT NULL)",
+        "TRUNCATE rotation_audit",
+        """
+        CREATE OR REPLACE FUNCTION rotation_audit_count() RETURNS trigger AS $$
+        BEGIN
+          INSERT INTO rotation_audit (id, n) VALUES (NEW.id, 1)
+          ON CONFLICT (id) DO UPDATE SET n = rotation_audit.n + 1;
+          RETURN NEW;
+        END $$ LANGUAGE plpgsql
+        """,
+        "DROP TRIGGER IF EXISTS rotation_audit ON tickets_ticket",
+        "CREATE TRIGGER rotation_audit AFTER UPDATE OF token ON tickets_ticket "
+        "FOR EACH ROW WHEN (OLD.token IS DISTINCT FROM NEW.token) "
+        "EXECUTE FUNCTION rotation_audit_count()",
+    )
+    drop_trigger = "DROP TRIGGER IF EXISTS rotation_audit ON tickets_ticket"
+
+
+class SqliteAudit(RotationAudit):
+    install = (
+        "CREATE TABLE IF NOT EXISTS rotation_audit (id integer PRIMARY KEY, n integer NOT NULL)",
+        "DELETE FROM rotation_audit",
+        "DROP TRIGGER IF EXISTS rotation_audit",
+        """
+        CREATE TRIGGER rotation_audit AFTER UPDATE OF token ON tickets_ticket
+        FOR EACH ROW WHEN OLD.token IS NOT NEW.token
+        BEGIN
+          INSERT INTO rotation_audit (id, n) VALUES (NEW.id, 1)
+          ON CONFLICT (id) DO UPDATE SET n = n + 1;
+        END
+        """,
+    )
+    drop_trigger = "DROP TRIGGER IF EXISTS rotation_audit"
 
 
 @pytest.fixture
 def rotation_audit(transactional_db: None) -> Iterator[RotationAudit]:
-    audit = RotationAudit()
+    from django.db import connection  # noqa: PLC0415
+
+    audit = PostgresAudit() if connection.vendor == "postgresql" else SqliteAudit()
     yield audit
     audit.drop()
