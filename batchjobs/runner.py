@@ -29,7 +29,6 @@ from batchjobs.exceptions import (
     InvalidOption,
     JobFailed,
     LeaseLost,
-    TooManyQuarantined,
 )
 from batchjobs.exit_codes import ExitCode
 from batchjobs.job import ResumableJob, RunInfo
@@ -37,8 +36,10 @@ from batchjobs.keyset import Chunk, Keyset, check_queryset
 from batchjobs.lease import Owner
 from batchjobs.models import JobRun, QuarantinedRow, State
 from batchjobs.progress import ProgressEstimator
+from batchjobs.quarantine import QuarantineSteps
 from batchjobs.sizing import ChunkSizer
 from batchjobs.stopping import ForcedStop, Stopper
+from batchjobs.verification import VerificationStep
 
 T = TypeVar("T")
 
@@ -95,7 +96,7 @@ class _ChunkResult:
     exhausted: bool = False
 
 
-class Runner:
+class Runner(QuarantineSteps, VerificationStep):
     def __init__(
         self,
         job: ResumableJob,
@@ -549,143 +550,7 @@ class Runner:
         stats["retry_log"] = [*stats.get("retry_log", []), *self._retry_notes][-100:]
         return stats
 
-    # -- quarantine: bisect a failing chunk down to its bad rows ------------------------
-
-    def _settle(self, keys: Sequence[Any], *, first_error: BaseException | None = None) -> int:
-        """Process ``keys`` in halves until the rows that fail alone are found and set aside."""
-        if not keys:
-            return 0
-        if first_error is None:
-            try:
-                return self._with_retries(lambda: self._chunk(keys=keys)).rows
-            except Exception as exc:
-                if not self._row_error(exc):
-                    raise
-                first_error = exc
-        if len(keys) == 1:
-            self._quarantine(keys[0], first_error)
-            return 1
-        middle = len(keys) // 2
-        return self._settle(keys[:middle]) + self._settle(keys[middle:])
-
-    def _row_error(self, exc: BaseException) -> bool:
-        """Could one bad row cause this? A constraint, bad data or the job's own code can;
-        a lost lease, a stop request or a database that keeps failing cannot."""
-        if self.stopper.requested or isinstance(exc, LeaseLost):
-            return False
-        return retry.classify(exc) in {retry.ErrorKind.PERMANENT, retry.ErrorKind.UNIQUE_VIOLATION}
-
-    def _max_quarantined(self) -> int:
-        if self.options.max_quarantined is not None:
-            return self.options.max_quarantined
-        return self.settings.MAX_QUARANTINED
-
-    def _quarantine(self, key: Any, exc: BaseException) -> None:
-        error_class, error = retry.describe(exc)
-        limit = self._max_quarantined()
-        with transaction.atomic(using=self.alias):
-            row = self._lock_run()
-            if self.keyset.decode(row["cursor"]) == key:
-                return
-            count = (
-                QuarantinedRow.objects.using(self.alias)
-                .filter(run_id=self.run_id, resolved_at__isnull=True)
-                .count()
-            )
-            if count >= limit:
-                raise TooManyQuarantined(
-                    f"{count} rows are quarantined already (limit {limit}, --max-quarantined) "
-                    f"and key {self.keyset.encode(key)} failed too: {error}"
-                ) from None
-            QuarantinedRow.objects.using(self.alias).create(
-                run_id=self.run_id,
-                key=self.keyset.encode(key),
-                error_class=error_class,
-                error_message=error,
-            )
-            self._advance(key, 1, quarantined=F("quarantined") + 1)
-        self.log.warning(
-            events.QUARANTINED, key=self.keyset.encode(key), error_class=error_class, error=error
-        )
-
-    def _retry_quarantined_rows(self) -> None:
-        """A resumed run first owes the rows it set aside; so does --retry-quarantined."""
-        pending = list(
-            QuarantinedRow.objects.using(self.alias).filter(
-                run_id=self.run_id, resolved_at__isnull=True
-            )
-        )
-        for entry in pending:
-            key = self.keyset.decode(entry.key)
-
-            def attempt(entry: QuarantinedRow = entry, key: Any = key) -> None:
-                with transaction.atomic(using=self.alias):
-                    self._set_timeouts()
-                    self._lock_run()
-                    self._process(Chunk(keys=[key], keyset=self.keyset))
-                    QuarantinedRow.objects.using(self.alias).filter(pk=entry.pk).update(
-                        resolved_at=timezone.now()
-                    )
-                    JobRun.objects.using(self.alias).filter(pk=self.run_id).update(
-                        quarantined=F("quarantined") - 1
-                    )
-
-            try:
-                self._with_retries(attempt)
-            except Exception as exc:
-                if retry.is_transient(exc) or self.stopper.requested:
-                    raise
-                error_class, error = retry.describe(exc)
-                QuarantinedRow.objects.using(self.alias).filter(pk=entry.pk).update(
-                    error_class=error_class, error_message=error
-                )
-
-    # -- the end: verify, measure, finish -----------------------------------------------
-
-    def _verify(self) -> dict[str, Any]:
-        """Re-check that no row present at the start still needs the job (a write-back
-        or a bypass of the model), re-sweeping any found, and report the counts."""
-        if self.keyset.upto is None:  # no rows at the start: nothing can be stale
-            return {}
-        pending = self.job.pending(self.run_info)
-        if pending is None:
-            return {}
-        set_aside = [
-            self.keyset.decode(key)
-            for key in QuarantinedRow.objects.using(self.alias)
-            .filter(run_id=self.run_id, resolved_at__isnull=True)
-            .values_list("key", flat=True)
-        ]
-        if set_aside:  # reported already; owed by --retry-quarantined
-            pending = pending.exclude(**{f"{self.keyset.name}__in": set_aside})
-        found = self._with_retries(pending.count)
-        reswept = 0
-        if found:
-            sweep = Keyset(pending, self.job.key, self.keyset.upto)
-            after = None
-            while keys := self._with_retries(
-                lambda after=after: sweep.next_keys(after=after, limit=self.sizer.size)
-            ):
-
-                def attempt(keys: list[Any] = keys) -> None:
-                    with transaction.atomic(using=self.alias):
-                        self._set_timeouts()
-                        self._lock_run()
-                        self._process(Chunk(keys=keys, keyset=sweep))
-
-                self._with_retries(attempt)
-                self._heartbeat()
-                reswept += len(keys)
-                after = keys[-1]
-        remaining = self._with_retries(pending.count) if found else 0
-        result = {
-            "checked": self.progress.total,
-            "stale_found": found,
-            "reswept": reswept,
-            "remaining": remaining,
-        }
-        self.log.info(events.VERIFIED, **result)
-        return result
+    # -- the end: measure, finish ------------------------------------------------------
 
     def _finish(self, started: float) -> Outcome:
         verification = self._verify()

@@ -1,0 +1,110 @@
+"""Quarantine: bisect a failing chunk down to the rows that fail alone, set them aside,
+and carry on; a resumed run (or ``--retry-quarantined``) retries them first.
+
+A mixin of ``Runner``: these steps use its chunk transaction, retries and lease.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from batchjobs import events, retry
+from batchjobs.exceptions import LeaseLost, TooManyQuarantined
+from batchjobs.keyset import Chunk
+from batchjobs.models import JobRun, QuarantinedRow
+
+
+class QuarantineSteps:
+    def _settle(self, keys: Sequence[Any], *, first_error: BaseException | None = None) -> int:
+        """Process ``keys`` in halves until the rows that fail alone are found and set aside."""
+        if not keys:
+            return 0
+        if first_error is None:
+            try:
+                return self._with_retries(lambda: self._chunk(keys=keys)).rows
+            except Exception as exc:
+                if not self._row_error(exc):
+                    raise
+                first_error = exc
+        if len(keys) == 1:
+            self._quarantine(keys[0], first_error)
+            return 1
+        middle = len(keys) // 2
+        return self._settle(keys[:middle]) + self._settle(keys[middle:])
+
+    def _row_error(self, exc: BaseException) -> bool:
+        """Could one bad row cause this? A constraint, bad data or the job's own code can;
+        a lost lease, a stop request or a database that keeps failing cannot."""
+        if self.stopper.requested or isinstance(exc, LeaseLost):
+            return False
+        return retry.classify(exc) in {retry.ErrorKind.PERMANENT, retry.ErrorKind.UNIQUE_VIOLATION}
+
+    def _max_quarantined(self) -> int:
+        if self.options.max_quarantined is not None:
+            return self.options.max_quarantined
+        return self.settings.MAX_QUARANTINED
+
+    def _quarantine(self, key: Any, exc: BaseException) -> None:
+        error_class, error = retry.describe(exc)
+        limit = self._max_quarantined()
+        with transaction.atomic(using=self.alias):
+            row = self._lock_run()
+            if self.keyset.decode(row["cursor"]) == key:
+                return
+            count = (
+                QuarantinedRow.objects.using(self.alias)
+                .filter(run_id=self.run_id, resolved_at__isnull=True)
+                .count()
+            )
+            if count >= limit:
+                raise TooManyQuarantined(
+                    f"{count} rows are quarantined already (limit {limit}, --max-quarantined) "
+                    f"and key {self.keyset.encode(key)} failed too: {error}"
+                ) from None
+            QuarantinedRow.objects.using(self.alias).create(
+                run_id=self.run_id,
+                key=self.keyset.encode(key),
+                error_class=error_class,
+                error_message=error,
+            )
+            self._advance(key, 1, quarantined=F("quarantined") + 1)
+        self.log.warning(
+            events.QUARANTINED, key=self.keyset.encode(key), error_class=error_class, error=error
+        )
+
+    def _retry_quarantined_rows(self) -> None:
+        """A resumed run first owes the rows it set aside; so does --retry-quarantined."""
+        pending = list(
+            QuarantinedRow.objects.using(self.alias).filter(
+                run_id=self.run_id, resolved_at__isnull=True
+            )
+        )
+        for entry in pending:
+            key = self.keyset.decode(entry.key)
+
+            def attempt(entry: QuarantinedRow = entry, key: Any = key) -> None:
+                with transaction.atomic(using=self.alias):
+                    self._set_timeouts()
+                    self._lock_run()
+                    self._process(Chunk(keys=[key], keyset=self.keyset))
+                    QuarantinedRow.objects.using(self.alias).filter(pk=entry.pk).update(
+                        resolved_at=timezone.now()
+                    )
+                    JobRun.objects.using(self.alias).filter(pk=self.run_id).update(
+                        quarantined=F("quarantined") - 1
+                    )
+
+            try:
+                self._with_retries(attempt)
+            except Exception as exc:
+                if retry.is_transient(exc) or self.stopper.requested:
+                    raise
+                error_class, error = retry.describe(exc)
+                QuarantinedRow.objects.using(self.alias).filter(pk=entry.pk).update(
+                    error_class=error_class, error_message=error
+                )
