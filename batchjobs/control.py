@@ -81,8 +81,19 @@ def tune(job: str, **values: Any) -> str:
     changes = {k: v for k, v in values.items() if k in TUNABLE and v is not None}
     if not changes:
         raise InvalidOption("--tune needs --sleep, --batch-size or --target-chunk-seconds.")
+    if changes.get("sleep", 0) < 0:
+        raise InvalidOption("--sleep must be zero or more.")
+    for name in ("batch_size", "target_chunk_seconds"):
+        if name in changes and changes[name] <= 0:
+            raise InvalidOption(f"--{name.replace('_', '-')} must be greater than zero.")
     with _answered_when_busy(job), transaction.atomic():
         run = _unfinished(job)
+        if not alive(run):
+            # Tuning belongs to a live session; a new one starts from its own command line.
+            raise RunNotResumable(
+                f"Run #{run.pk} of {job} has no live process to tune; pass the options to "
+                f"`runjob {job}` when you resume it."
+            )
         tuning = {**run.tuning, **changes}
         if "batch_size" in changes:
             tuning.pop("target_chunk_seconds", None)

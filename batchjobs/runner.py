@@ -364,7 +364,14 @@ class Runner(QuarantineSteps, VerificationStep):
         error_class, error = retry.describe(exc)
         with contextlib.suppress(Exception):  # it is most likely still gone
             self._release(State.INTERRUPTED, error_class=error_class, error_message=error)
-        self.log.error(events.FAILED, error_class=error_class, error=error, cause="database lost")
+        self.log.error(
+            events.INTERRUPTED,
+            done=self.progress.done if hasattr(self, "progress") else None,
+            cause="database lost",
+            error_class=error_class,
+            error=error,
+            resume_command=f"python manage.py runjob {self.job.name}",
+        )
         return DatabaseUnavailable(
             f"Run #{self.run_id} of {self.job.name} lost its database and gave up after "
             f"{self.settings.MAX_ATTEMPTS} attempts ({error}). Every committed chunk is kept: "
@@ -552,6 +559,22 @@ class Runner(QuarantineSteps, VerificationStep):
 
     # -- the end: measure, finish ------------------------------------------------------
 
+    def _vacuum(self, stats: dict[str, Any]) -> str:
+        """VACUUM ANALYZE after the lease is given up, so a long one cannot make the run look
+        stalled. The run has succeeded already: a failed or stopped VACUUM is reported, not
+        turned into a failure."""
+        started = self.clock()
+        try:
+            vacuum_analyze(self.connection, self.queryset.model)
+        except (Exception, ForcedStop) as exc:
+            error_class, error = retry.describe(exc)
+            self.log.warning("job.vacuum_failed", error_class=error_class, error=error)
+            return f" VACUUM did not complete ({error}); run VACUUM ANALYZE by hand."
+        stats["vacuum_seconds"] = round(self.clock() - started, 3)
+        stats["table_bytes_after_vacuum"] = table_bytes(self.connection, self.queryset.model)
+        JobRun.objects.using(self.alias).filter(pk=self.run_id).update(stats=stats)
+        return ""
+
     def _finish(self, started: float) -> Outcome:
         verification = self._verify()
         if verification.get("remaining"):
@@ -576,13 +599,7 @@ class Runner(QuarantineSteps, VerificationStep):
             error_message="",
         )
         elapsed = self.clock() - started
-        if self.options.vacuum:
-            # After the lease is given up: a long VACUUM must not make the run look stalled.
-            vacuum_started = self.clock()
-            vacuum_analyze(self.connection, self.queryset.model)
-            stats["vacuum_seconds"] = round(self.clock() - vacuum_started, 3)
-            stats["table_bytes_after_vacuum"] = table_bytes(self.connection, self.queryset.model)
-            JobRun.objects.using(self.alias).filter(pk=self.run_id).update(stats=stats)
+        vacuum_note = self._vacuum(stats) if self.options.vacuum else ""
         self.log.info(
             events.FINISHED,
             state=state.value,
@@ -606,5 +623,8 @@ class Runner(QuarantineSteps, VerificationStep):
                 f"rows (keys {keys}); fix them, then `runjob {self.job.name} --retry-quarantined`."
             )
             return Outcome(self.run_id, state, int(ExitCode.QUARANTINED), message)
-        message = f"Run #{self.run_id} of {self.job.name} succeeded: {self.progress.done:,} rows."
+        message = (
+            f"Run #{self.run_id} of {self.job.name} succeeded: {self.progress.done:,} rows."
+            + vacuum_note
+        )
         return Outcome(self.run_id, state, int(ExitCode.SUCCEEDED), message)

@@ -59,7 +59,7 @@ class Stopper:
 
     @contextmanager
     def installed(self, on_force: Callable[[], None] | None = None) -> Iterator[Stopper]:
-        """Install SIGINT/SIGTERM handlers for the duration; restore the previous ones.
+        """Install SIGINT/SIGTERM/SIGHUP handlers for the duration; restore the previous ones.
 
         Python runs a handler only when the main thread is back in bytecode, not while it
         waits in a driver call (a long statement, a lock wait), and a signal repeated
