@@ -23,9 +23,8 @@ def require_database(alias: str = DEFAULT_DB_ALIAS) -> None:
     connection = connections[alias]
     try:
         connection.ensure_connection()
-        pending = MigrationExecutor(connection).migration_plan(
-            MigrationExecutor(connection).loader.graph.leaf_nodes()
-        )
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
     except DatabaseError as exc:
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CommandError(
