@@ -14,7 +14,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from batchjobs import control
-from batchjobs.exceptions import BatchJobError
+from batchjobs.exceptions import BatchJobError, InvalidOption
 from batchjobs.models import JobRun, QuarantinedRow
 from batchjobs.progress import format_duration
 
@@ -80,6 +80,20 @@ class JobRunAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def save_model(self, request: HttpRequest, obj: JobRun, form: Any, change: bool) -> None:
+        """Only tuning is the operator's, and it goes through the same checked request as
+        ``runjob --tune``. Never ``obj.save()``: writing the whole row back would move the
+        runner's checkpoint and counters to the values the form loaded."""
+        if "tuning" not in form.changed_data:
+            return
+        tuning = form.cleaned_data["tuning"]
+        try:
+            if not isinstance(tuning, dict) or set(tuning) - set(control.TUNABLE):
+                raise InvalidOption(f"tuning takes only {', '.join(control.TUNABLE)}.")
+            self.message_user(request, control.tune(obj.job, **tuning))
+        except (BatchJobError, TypeError, ValueError) as exc:
+            self.message_user(request, str(exc), level=messages.ERROR)
 
     @admin.display(description="state")
     def shown_state(self, run: JobRun) -> str:

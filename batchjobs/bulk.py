@@ -20,6 +20,7 @@ memory. Errors are still translated into ``django.db`` exceptions.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from collections.abc import Mapping, Sequence
@@ -82,7 +83,8 @@ def update_by_key(
     if connection.vendor == "postgresql":
         return _update_postgresql(model, key, keys, per_row, shared, bounds, connection)
     if connection.vendor == "sqlite":
-        return _update_executemany(model, key, keys, per_row, shared, connection)
+        with transaction.atomic(using=alias):  # one transaction, not one per row
+            return _update_executemany(model, key, keys, per_row, shared, connection)
     return _update_bulk_update(model, key, keys, per_row, shared, alias)
 
 
@@ -155,14 +157,20 @@ def _copy_into_temp_table(
 ) -> str:
     """COPY the chunk's keys and values into a temporary table dropped at commit."""
     qn = connection.ops.quote_name
-    table = qn(_VALUES_TABLE)
     definition = ", ".join(f"{qn(f'c{i}')} {f.db_type(connection)}" for i, f in enumerate(fields_))
+    # One table per column layout, reused (IF NOT EXISTS + TRUNCATE) when a job updates
+    # twice within one chunk.
+    layout = hashlib.blake2s(definition.encode(), digest_size=4).hexdigest()
+    table = qn(f"{_VALUES_TABLE}_{layout}")
     texts = [_copy_text(f, col, connection) for f, col in zip(fields_, columns, strict=True)]
     data = io.StringIO("".join(["\t".join(row) + "\n" for row in zip(*texts, strict=True)]))
     with connection.wrap_database_errors:
         cursor = connection.connection.cursor()
         try:
-            cursor.execute(f"CREATE TEMPORARY TABLE {table} ({definition}) ON COMMIT DROP")
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} ({definition}) ON COMMIT DROP"
+            )
+            cursor.execute(f"TRUNCATE {table}")
             cursor.copy_expert(f"COPY {table} FROM STDIN", data)
         finally:
             cursor.close()

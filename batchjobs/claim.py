@@ -8,6 +8,7 @@ locked while it is claimed, so two processes starting at once cannot both win.
 from __future__ import annotations
 
 import getpass
+import os
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -47,7 +48,7 @@ class Claim:
         # which the running job locks for each chunk, nor (SQLite) for the write lock,
         # which the running job takes back as soon as it lets it go.
         current = self._runs().filter(state__in=UNFINISHED).first()
-        if current is not None and alive(current, alias=self.alias):
+        if current is not None and alive(current, alias=self.alias, claiming=True):
             raise RunBusy(busy_message(self.job_name, current))
         try:
             with transaction.atomic(using=self.alias):
@@ -67,7 +68,7 @@ class Claim:
                     if self.options.resume:
                         raise RunNotResumable(f"{self.job_name} has no unfinished run to resume.")
                     return self._create()
-                if alive(current, alias=self.alias):
+                if alive(current, alias=self.alias, claiming=True):
                     raise RunBusy(busy_message(self.job_name, current))
                 if self.options.restart:
                     current.transition(
@@ -114,6 +115,7 @@ class Claim:
             "host": self.owner.host,
             "pid": self.owner.pid,
             "reason": self.options.reason,
+            "options": self._recorded_options(),
         }
 
     def _recorded_options(self) -> dict[str, Any]:
@@ -167,8 +169,9 @@ class Claim:
         return self._take_over(run)
 
 
-def alive(run: JobRun, *, alias: str = "default") -> bool:
-    """Is the process that owns ``run`` still at work? (Judged on the database's clock.)"""
+def alive(run: JobRun, *, alias: str = "default", claiming: bool = False) -> bool:
+    """Is the process that owns ``run`` still at work? (Judged on the database's clock.)
+    ``claiming``: asked by a process that wants the run, whose own pid cannot be the owner."""
     if not run.owner_token:
         return False
     return owner_alive(
@@ -177,6 +180,7 @@ def alive(run: JobRun, *, alias: str = "default") -> bool:
         owner_pid=run.owner_pid,
         heartbeat_at=run.heartbeat_at,
         now=database_now(connections[alias]),
+        claimant_pid=os.getpid() if claiming else None,
         stale_after=timedelta(seconds=conf.get().STALE_AFTER_SECONDS),
     )
 

@@ -79,6 +79,10 @@ def request(job: str, action: str) -> str:
 def tune(job: str, **values: Any) -> str:
     """Change sleep, chunk size or target chunk time of a run while it goes."""
     changes = {k: v for k, v in values.items() if k in TUNABLE and v is not None}
+    try:  # the admin hands over JSON: make the types what the runner reads
+        changes = {k: int(v) if k == "batch_size" else float(v) for k, v in changes.items()}
+    except (TypeError, ValueError):
+        raise InvalidOption(f"tuning values must be numbers: {changes}") from None
     if not changes:
         raise InvalidOption("--tune needs --sleep, --batch-size or --target-chunk-seconds.")
     if changes.get("sleep", 0) < 0:

@@ -29,6 +29,8 @@ FAILED = "job.failed"
 QUARANTINED = "job.quarantined"
 VERIFIED = "job.verified"
 FINISHED = "job.finished"
+TUNED = "job.tuned"
+VACUUM_FAILED = "job.vacuum_failed"
 
 
 def get_logger(**bound: Any) -> Any:

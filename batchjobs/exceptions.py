@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from batchjobs.exit_codes import ExitCode
+
 
 class BatchJobError(Exception):
     """A batch job could not run."""
 
-    exit_code = 1
+    exit_code: int = ExitCode.FAILED
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or "").strip())
@@ -19,43 +21,43 @@ class JobDefinitionError(BatchJobError, TypeError):
 class UnknownJob(BatchJobError):
     """No job is registered under that name."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class InvalidOption(BatchJobError):
     """An option value is out of range."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class RunBusy(BatchJobError):
     """Another run of this job is active."""
 
-    exit_code = 75  # EX_TEMPFAIL: try again later
+    exit_code = ExitCode.BUSY
 
 
 class RunNotResumable(BatchJobError):
     """The newest run cannot be continued as asked."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class LeaseLost(BatchJobError):
     """Another process took this run over; this one stops without writing."""
 
-    exit_code = 75
+    exit_code = ExitCode.BUSY
 
 
 class DatabaseUnavailable(BatchJobError):
     """The database cannot be reached."""
 
-    exit_code = 69  # EX_UNAVAILABLE
+    exit_code = ExitCode.DATABASE_UNAVAILABLE
 
 
 class JobFailed(BatchJobError):
     """The run failed; its checkpoint is kept and the next run resumes from it."""
 
-    exit_code = 1
+    exit_code = ExitCode.FAILED
 
 
 class TooManyQuarantined(JobFailed):

@@ -44,11 +44,15 @@ def owner_alive(
     heartbeat_at: datetime | None,
     now: datetime,
     stale_after: timedelta,
+    claimant_pid: int | None = None,
 ) -> bool:
     """Is the recorded owner still working? On this host a dead pid settles it at once;
     elsewhere (or for a live pid, which may have been reused) the heartbeat must be fresh."""
     if not owner_token:
         return False
-    if owner_host == socket.gethostname() and owner_pid and not pid_alive(owner_pid):
+    # The claimant's own pid under another token is a previous process that had it (a
+    # restarted container is pid 1 again): it is gone.
+    here = owner_host == socket.gethostname() and owner_pid
+    if here and (owner_pid == claimant_pid or not pid_alive(owner_pid)):
         return False
     return heartbeat_at is not None and now - heartbeat_at < stale_after

@@ -154,6 +154,9 @@ def describe(exc: BaseException) -> tuple[str, str]:
         return error_class, f"{condition} (SQLSTATE {code})" + (
             f" on {', '.join(names)}" if names else ""
         )
+    if type(exc).__name__ == "ValidationError":  # Django's quote the value ("“x” is not ...")
+        codes = getattr(exc, "code", None) or "invalid"
+        return error_class, f"a value failed validation ({codes})"
     text = str(exc).strip().splitlines()
     message = text[0] if text else type(exc).__name__
     if len(message) > _MAX_MESSAGE:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from batchjobs import conf, events, health, retry
 from batchjobs.claim import Claim, os_user
 from batchjobs.database import set_local_timeouts, table_bytes, vacuum_analyze
 from batchjobs.exceptions import (
+    BatchJobError,
     DatabaseUnavailable,
     InvalidOption,
     JobFailed,
@@ -142,19 +143,14 @@ class Runner(QuarantineSteps, VerificationStep):
         self._tuning: dict[str, Any] = {}
         self._applied_tuning: dict[str, Any] = {}
         self._last_health_check = 0.0
+        self._in_chunk = False
+        self._released = False
 
     # -- the run as a whole -------------------------------------------------------------
 
     def run(self) -> Outcome:
         with self.stopper.installed(on_force=self._cancel_statement):
-            run = Claim(
-                job_name=self.job.name,
-                queryset=self.queryset,
-                key=self.job.key,
-                options=self.options,
-                owner=self.owner,
-                alias=self.alias,
-            ).run()
+            run = self._claim()
             self.run_id = run.pk
             self.log = self.log.bind(run_id=run.pk)
             try:
@@ -165,11 +161,29 @@ class Runner(QuarantineSteps, VerificationStep):
                 self.log.error(events.FAILED, error_class="LeaseLost", error=str(LeaseLost()))
                 raise
             except Exception as exc:
-                if self.stopper.requested and retry.is_transient(exc):
-                    return self._interrupted("a stop signal during retries")
+                if self.stopper.requested and not isinstance(exc, BatchJobError):
+                    # Whatever the stop cut short (a cancelled statement, a retry given up)
+                    # is rolled back; the run is interrupted, not failed.
+                    return self._interrupted(self.stopper.signal_name or "a stop request")
                 if retry.classify(exc) is retry.ErrorKind.CONNECTION_LOST:
                     raise self._database_lost(exc) from None
                 raise self._failed(exc) from None
+
+    def _claim(self) -> JobRun:
+        try:
+            return Claim(
+                job_name=self.job.name,
+                queryset=self.queryset,
+                key=self.job.key,
+                options=self.options,
+                owner=self.owner,
+                alias=self.alias,
+            ).run()
+        except DatabaseError as exc:
+            _, error = retry.describe(exc)
+            raise DatabaseUnavailable(
+                f"Could not claim a run of {self.job.name}: {error}. Nothing was changed."
+            ) from None
 
     def _drive(self, run: JobRun) -> Outcome:
         unbounded = Keyset(self.queryset, self.job.key, None)
@@ -220,6 +234,8 @@ class Runner(QuarantineSteps, VerificationStep):
 
     def _release(self, state: State, **fields: Any) -> None:
         """Leave the run in ``state`` and give the lease up (in its own transaction)."""
+        if self._released:
+            return
         self._reset_connection_if_broken()
         run = JobRun.objects.using(self.alias).get(pk=self.run_id)
         if run.owner_token != self.owner.token:
@@ -233,6 +249,7 @@ class Runner(QuarantineSteps, VerificationStep):
             **fields,
         )
         self._retries_to_record = 0
+        self._released = True
 
     # -- between chunks: stop, pause, cancel, tuning, throttling ------------------------
 
@@ -243,8 +260,21 @@ class Runner(QuarantineSteps, VerificationStep):
         # the application) gets its turn; its busy handler polls only every 100 ms.
         if self.connection.vendor == "sqlite":
             time.sleep(0.05)
+        outcome = self._stop_if_asked(started)
+        if outcome is not None:
+            return outcome
+        self._apply_tuning()
+        self._throttle()
+        if self.sleep_seconds > 0:
+            self._wait(self.sleep_seconds)
+        # A wait may have lasted: look again at signals, requests and tuning before a chunk.
+        outcome = self._stop_if_asked(started)
+        self._apply_tuning()
+        return outcome
+
+    def _stop_if_asked(self, started: float) -> Outcome | None:
         if self.stopper.requested:
-            return self._interrupted(f"{self.stopper.signal_name or 'a stop request'}")
+            return self._interrupted(self.stopper.signal_name or "a stop request")
         if self._requested_action == "pause":
             return self._parked(State.PAUSED, events.PAUSED, ExitCode.PAUSED)
         if self._requested_action == "cancel":
@@ -254,12 +284,6 @@ class Runner(QuarantineSteps, VerificationStep):
             return self._interrupted(
                 f"--max-runtime {max_runtime:g}s reached", exit_code=ExitCode.MAX_RUNTIME
             )
-        self._apply_tuning()
-        self._throttle()
-        if self.sleep_seconds > 0:
-            self._wait(self.sleep_seconds)
-            if self.stopper.requested:
-                return self._interrupted(f"{self.stopper.signal_name}")
         return None
 
     def _apply_tuning(self) -> None:
@@ -269,12 +293,12 @@ class Runner(QuarantineSteps, VerificationStep):
         if "sleep" in tuning:
             self.sleep_seconds = float(tuning["sleep"])
         self.sizer.retune(
-            size=tuning.get("batch_size") if tuning.get("batch_size") else None,
+            size=tuning.get("batch_size") or None,
             target_seconds=tuning.get("target_chunk_seconds"),
         )
         self._applied_tuning = dict(tuning)
         self.log.info(
-            "job.tuned", sleep=self.sleep_seconds, chunk_size=self.sizer.size, tuning=tuning
+            events.TUNED, sleep=self.sleep_seconds, chunk_size=self.sizer.size, tuning=tuning
         )
 
     def _throttle(self) -> None:
@@ -282,9 +306,12 @@ class Runner(QuarantineSteps, VerificationStep):
         if not self.health_checks or now - self._last_health_check < 1.0:
             return
         self._last_health_check = now
-        while not self.stopper.requested:
-            verdict = next(
-                (v for check in self.health_checks if (v := check(self.connection))), None
+        while not self.stopper.requested and not self._requested_action:
+            # Through the retries: a server restart first noticed here is waited out too.
+            verdict = self._with_retries(
+                lambda: next(
+                    (v for check in self.health_checks if (v := check(self.connection))), None
+                )
             )
             if verdict is None:
                 return
@@ -292,19 +319,26 @@ class Runner(QuarantineSteps, VerificationStep):
                 events.THROTTLED, reason=verdict.reason, wait_seconds=verdict.wait_seconds
             )
             self._wait(verdict.wait_seconds)
-            self._poll_control()
-            if self._requested_action:
-                return
 
     def _wait(self, seconds: float) -> None:
-        """Sleep in slices, keeping the heartbeat fresh and waking on a stop request."""
+        """Sleep in one-second slices: keep the heartbeat fresh, and wake early on a stop
+        signal, a pause or cancel request, or new tuning (``--tune --sleep 0`` ends a long
+        sleep at once)."""
         end = self.clock() + seconds
+        last_beat = self.clock()
+        tuning = self._tuning
         while not self.stopper.requested:
             left = end - self.clock()
             if left <= 0:
                 return
-            self.stopper.sleep(min(left, self.settings.HEARTBEAT_SECONDS))
-            self._heartbeat()
+            self.stopper.sleep(min(left, 1.0))
+            with contextlib.suppress(DatabaseError):  # a lost database: the retries decide
+                self._poll_control()
+            if self._requested_action or self._tuning != tuning:
+                return
+            if self.clock() - last_beat >= self.settings.HEARTBEAT_SECONDS:
+                self._heartbeat()
+                last_beat = self.clock()
 
     def _heartbeat(self) -> None:
         try:
@@ -320,18 +354,23 @@ class Runner(QuarantineSteps, VerificationStep):
             raise LeaseLost()
 
     def _poll_control(self) -> None:
-        row = (
-            JobRun.objects.using(self.alias)
-            .filter(pk=self.run_id)
-            .values("requested_action", "tuning")
-            .first()
-        )
+        try:
+            row = (
+                JobRun.objects.using(self.alias)
+                .filter(pk=self.run_id)
+                .values("requested_action", "tuning")
+                .first()
+            )
+        except DatabaseError:
+            self._reset_connection_if_broken()
+            raise
         if row:
             self._requested_action, self._tuning = row["requested_action"], row["tuning"]
 
     def _parked(self, state: State, event: str, code: ExitCode) -> Outcome:
         finished = {"finished_at": timezone.now()} if state == State.CANCELLED else {}
-        self._release(state, requested_action="", **finished)
+        with contextlib.suppress(DatabaseError):
+            self._release(state, requested_action="", **finished)
         how = (
             f"continue with `runjob {self.job.name} --resume`"
             if state == State.PAUSED
@@ -342,7 +381,10 @@ class Runner(QuarantineSteps, VerificationStep):
         return Outcome(self.run_id, state, int(code), message)
 
     def _interrupted(self, why: str, *, exit_code: int | None = None) -> Outcome:
-        self._release(State.INTERRUPTED)
+        # A database that is down cannot record it; the lease then goes stale and the next
+        # run takes the run over all the same.
+        with contextlib.suppress(DatabaseError):
+            self._release(State.INTERRUPTED)
         message = (
             f"Run #{self.run_id} of {self.job.name} interrupted by {why} after "
             f"{self.progress.done:,} of {self.progress.total or 0:,} rows; every committed "
@@ -482,6 +524,14 @@ class Runner(QuarantineSteps, VerificationStep):
         self._requested_action, self._tuning = row["requested_action"], row["tuning"]
         return row
 
+    @contextlib.contextmanager
+    def _locked_transaction(self) -> Iterator[dict[str, Any]]:
+        """A transaction with the per-chunk timeouts that holds the run row (fenced on the
+        lease): every write of the job happens inside one."""
+        with transaction.atomic(using=self.alias):
+            self._set_timeouts()
+            yield self._lock_run()
+
     def _set_timeouts(self) -> None:
         set_local_timeouts(
             self.connection,
@@ -493,9 +543,17 @@ class Runner(QuarantineSteps, VerificationStep):
     def _chunk(self, *, size: int | None = None, keys: Sequence[Any] | None = None) -> _ChunkResult:
         """One transaction: lock the run, plan, process, move the checkpoint."""
         started = self.clock()
-        with transaction.atomic(using=self.alias):
-            self._set_timeouts()
-            row = self._lock_run()
+        self._in_chunk = True
+        try:
+            return self._chunk_transaction(started, size=size, keys=keys)
+        finally:
+            self._in_chunk = False
+
+    def _chunk_transaction(
+        self, started: float, *, size: int | None, keys: Sequence[Any] | None
+    ) -> _ChunkResult:
+        # Once the work is done, signals wait out the COMMIT (the atomic block's exit).
+        with self.stopper.released_on_exit(), self._locked_transaction() as row:
             cursor = self.keyset.decode(row["cursor"])
             if keys is None and self.sql_values is not None:
                 # SQL-side: no values travel, so neither do keys; only the range's end.
@@ -505,6 +563,7 @@ class Runner(QuarantineSteps, VerificationStep):
                 last, rows = planned
                 self.keyset.between(cursor, last).update(**self.sql_values)
                 self._advance(last, rows)
+                self.stopper.hold()
                 return _ChunkResult(rows=rows, seconds=self.clock() - started)
             if keys is None:
                 keys = self.keyset.next_keys(after=cursor, limit=size or self.sizer.size)
@@ -517,6 +576,7 @@ class Runner(QuarantineSteps, VerificationStep):
                     return _ChunkResult(rows=0, seconds=0.0)
             self._process(Chunk(keys=keys, keyset=self.keyset))
             self._advance(keys[-1], len(keys))
+            self.stopper.hold()
         return _ChunkResult(rows=len(keys), seconds=self.clock() - started)
 
     def _process(self, chunk: Chunk) -> None:
@@ -568,7 +628,7 @@ class Runner(QuarantineSteps, VerificationStep):
             vacuum_analyze(self.connection, self.queryset.model)
         except (Exception, ForcedStop) as exc:
             error_class, error = retry.describe(exc)
-            self.log.warning("job.vacuum_failed", error_class=error_class, error=error)
+            self.log.warning(events.VACUUM_FAILED, error_class=error_class, error=error)
             return f" VACUUM did not complete ({error}); run VACUUM ANALYZE by hand."
         stats["vacuum_seconds"] = round(self.clock() - started, 3)
         stats["table_bytes_after_vacuum"] = table_bytes(self.connection, self.queryset.model)
@@ -583,6 +643,8 @@ class Runner(QuarantineSteps, VerificationStep):
                 "re-sweep"
             )
         run = JobRun.objects.using(self.alias).get(pk=self.run_id)
+        # The recorded count is the truth (an ambiguous commit may have been skipped).
+        self.progress.done = run.done
         stats = dict(run.stats)
         stats["table_bytes_after"] = table_bytes(self.connection, self.queryset.model)
         unresolved = QuarantinedRow.objects.using(self.alias).filter(

@@ -31,6 +31,8 @@ class Stopper:
     def __init__(self) -> None:
         self.event = threading.Event()
         self.signum: int | None = None
+        self.forced = False
+        self._held = False
 
     @property
     def requested(self) -> bool:
@@ -45,10 +47,31 @@ class Stopper:
         return EXIT_CODE_FOR_SIGNAL.get(self.signum, 130)  # type: ignore[arg-type]
 
     def request(self, signum: int) -> None:
-        if self.event.is_set():
+        """First signal: ask. Second: raise ``ForcedStop`` (once). Any later one: ignored,
+        so that a third Ctrl-C cannot tear the recording of the interruption."""
+        if not self.event.is_set():
+            self.signum = signum
+            self.event.set()
+        elif not self.forced:
+            self.forced = True
             raise ForcedStop(signum)
-        self.signum = signum
-        self.event.set()
+
+    def hold(self) -> None:
+        """Hold stop signals back until the enclosing ``released_on_exit`` block ends: for a
+        moment that must not be torn (a COMMIT), since a handler that raises in the middle
+        of it could leave the transaction half-closed. A held signal is handled right after."""
+        if threading.current_thread() is threading.main_thread() and not self._held:
+            signal.pthread_sigmask(signal.SIG_BLOCK, EXIT_CODE_FOR_SIGNAL)
+            self._held = True
+
+    @contextmanager
+    def released_on_exit(self) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            if self._held:
+                self._held = False
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, EXIT_CODE_FOR_SIGNAL)
 
     def sleep(self, seconds: float) -> None:
         """Sleep, waking early when a stop is requested (for throttling and backoff)."""
@@ -94,3 +117,4 @@ class Stopper:
             seen += sum(1 for signum in chunk if signum in EXIT_CODE_FOR_SIGNAL)
             if seen >= 2 and on_force is not None:
                 on_force()
+                on_force = None  # once

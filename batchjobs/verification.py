@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
-
 from batchjobs import events
 from batchjobs.keyset import Chunk, Keyset
 from batchjobs.models import QuarantinedRow
@@ -36,17 +34,19 @@ class VerificationStep:
         if found:
             sweep = Keyset(pending, self.job.key, self.keyset.upto)
             after = None
-            while keys := self._with_retries(
-                lambda after=after: sweep.next_keys(after=after, limit=self.sizer.size)
-            ):
 
-                def attempt(keys: list[Any] = keys) -> None:
-                    with transaction.atomic(using=self.alias):
-                        self._set_timeouts()
-                        self._lock_run()
+            def attempt() -> list[Any]:
+                # Planned inside the transaction: a retry after a lost COMMIT reply finds
+                # the rows it did already gone from ``pending`` and does not redo them.
+                with self._locked_transaction():
+                    keys = sweep.next_keys(after=after, limit=self.sizer.size)
+                    if keys:
                         self._process(Chunk(keys=keys, keyset=sweep))
+                    return keys
 
-                self._with_retries(attempt)
+            while keys := self._with_retries(attempt):
+                if self.stopper.requested:  # the run is interrupted, not failed: see run()
+                    raise InterruptedError("stopped during the verification re-sweep")
                 self._heartbeat()
                 reswept += len(keys)
                 after = keys[-1]

@@ -95,3 +95,38 @@ def test_admin__action_pauses_a_dead_run_at_once(admin_client) -> None:
     admin_client.post(reverse(CHANGELIST), {"action": "pause", "_selected_action": [run.pk]})
     run.refresh_from_db()
     assert run.state == State.PAUSED
+
+
+# The change form carries the (empty) quarantined-rows inline's management form.
+INLINE = {
+    f"quarantined_rows-{k}": v
+    for k, v in {
+        "TOTAL_FORMS": 0,
+        "INITIAL_FORMS": 0,
+        "MIN_NUM_FORMS": 0,
+        "MAX_NUM_FORMS": 0,
+    }.items()
+}
+
+
+def test_admin__saving_tuning_never_writes_the_runners_columns_back(admin_client) -> None:
+    run = _live(cursor=100, done=100, total=1_000)
+    url = reverse("admin:batchjobs_jobrun_change", args=[run.pk])
+    admin_client.get(url)  # the operator opens the form...
+    # ...meanwhile the runner commits a chunk
+    JobRun.objects.filter(pk=run.pk).update(cursor=200, done=200)
+    response = admin_client.post(url, {"tuning": '{"sleep": 0.5}', **INLINE}, follow=True)
+    run.refresh_from_db()
+    assert (run.cursor, run.done, run.state) == (200, 200, State.RUNNING)
+    assert run.tuning == {"sleep": 0.5}
+    assert f"Run #{run.pk} of rotate_ticket_tokens will use sleep=0.5" in response.content.decode()
+
+
+def test_admin__bad_tuning_is_refused_with_a_message(admin_client) -> None:
+    run = _live()
+    url = reverse("admin:batchjobs_jobrun_change", args=[run.pk])
+    response = admin_client.post(url, {"tuning": '{"sleep": "x"}', **INLINE}, follow=True)
+    run.refresh_from_db()
+    assert run.tuning == {}
+    # The admin capitalises the first letter of a message.
+    assert "Tuning values must be numbers" in response.content.decode()

@@ -48,7 +48,7 @@ def _live_run(**fields: Any) -> JobRun:
         state=State.RUNNING,
         owner_token="live",
         owner_host=socket.gethostname(),
-        owner_pid=os.getpid(),
+        owner_pid=os.getppid(),  # a live process that is not this one
         heartbeat_at=timezone.now(),
         **fields,
     )
@@ -186,7 +186,7 @@ def test_runjob__pause_or_cancel_asks_the_live_run(action: str) -> None:
     live = _live_run()
     out, err = _call("runjob", JOB, f"--{action}")
     assert out == ""
-    assert err.startswith(f"Asked run #{live.pk} of {JOB} (pid {os.getpid()} on ")
+    assert err.startswith(f"Asked run #{live.pk} of {JOB} (pid {os.getppid()} on ")
     live.refresh_from_db()
     assert live.requested_action == action
 

@@ -78,3 +78,17 @@ def test_owner_alive__no_heartbeat_means_gone() -> None:
 def test_owner_alive__another_host_is_judged_by_the_heartbeat_only(dead_pid: int) -> None:
     assert _alive(owner_host="elsewhere.example", owner_pid=dead_pid)
     assert not _alive(owner_host="elsewhere.example", heartbeat_at=NOW - timedelta(hours=1))
+
+
+def test_owner_alive__the_claimants_own_pid_under_another_token_is_a_gone_process() -> None:
+    """A restarted container is pid 1 again: the run's owner pid is then the claimant's."""
+    fresh = {
+        "owner_token": "previous-process",
+        "owner_host": socket.gethostname(),
+        "owner_pid": os.getpid(),
+        "heartbeat_at": NOW,
+        "now": NOW,
+        "stale_after": timedelta(seconds=120),
+    }
+    assert owner_alive(**fresh)  # seen from another process: this pid is alive
+    assert not owner_alive(**fresh, claimant_pid=os.getpid())

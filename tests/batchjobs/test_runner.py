@@ -240,7 +240,7 @@ def test_runner__run_with_a_live_owner_is_busy(ids: list[int]) -> None:
         state=State.RUNNING,
         owner_token="someone-else",
         owner_host=socket.gethostname(),
-        owner_pid=os.getpid(),
+        owner_pid=os.getppid(),  # a live process that is not this one
         heartbeat_at=timezone.now(),
     )
     before = tokens()

@@ -128,7 +128,7 @@ def test_locked_rows__sigterm_during_the_retries_interrupts_promptly(
 
     assert code == ExitCode.INTERRUPTED_SIGTERM, live.stderr
     assert took < 2, f"a stop during the backoff took {took:.1f}s"
-    assert "interrupted by a stop signal during retries after 500 of 2,000 rows" in live.stderr
+    assert "interrupted by SIGTERM after 500 of 2,000 rows" in live.stderr
     run = latest_run(SLOW)
     assert run is not None
     assert (run.state, run.owner_token, run.cursor) == (State.INTERRUPTED, "", keys[499])

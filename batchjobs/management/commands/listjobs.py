@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from batchjobs import control, registry
+from batchjobs.arguments import positive_int
 from batchjobs.exceptions import BatchJobError
 from batchjobs.management.commands._common import require_database
 from batchjobs.models import JobRun
@@ -57,7 +58,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
         parser.add_argument(
-            "--runs", type=int, default=5, help="With NAME: how many recent runs to show."
+            "--runs", type=positive_int, default=5, help="With NAME: how many recent runs to show."
         )
 
     def handle(self, *, name: str | None, json: bool, runs: int, **options: Any) -> None:

@@ -1,47 +1,16 @@
 from __future__ import annotations
 
-import argparse
-import math
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from batchjobs import control, events, registry
+from batchjobs.arguments import non_negative_int, positive_int, seconds
 from batchjobs.exceptions import BatchJobError
 from batchjobs.management.commands._common import require_database
 from batchjobs.progress import format_duration
 from batchjobs.rehearsal import rehearse
 from batchjobs.runner import Runner, RunOptions
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} is not greater than zero")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a non-negative number of seconds")
-    return value
 
 
 class Command(BaseCommand):
@@ -55,17 +24,17 @@ class Command(BaseCommand):
         run = parser.add_argument_group("running")
         run.add_argument(
             "--batch-size",
-            type=_positive_int,
+            type=positive_int,
             help="Fix the chunk size (rows per transaction) instead of adapting it.",
         )
         run.add_argument(
             "--target-chunk-seconds",
-            type=_seconds,
+            type=seconds,
             help="Adapt the chunk size to take about this long (default 0.5).",
         )
         run.add_argument(
             "--sleep",
-            type=_seconds,
+            type=seconds,
             help="Pause this long between chunks, to leave the database room.",
         )
         run.add_argument(
@@ -76,22 +45,22 @@ class Command(BaseCommand):
         )
         run.add_argument(
             "--max-runtime",
-            type=_seconds,
+            type=seconds,
             help="Stop (as interrupted) after this many seconds; the next run resumes.",
         )
         run.add_argument(
             "--statement-timeout",
-            type=_seconds,
+            type=seconds,
             help="Per-chunk statement_timeout in seconds (PostgreSQL; default 30).",
         )
         run.add_argument(
             "--lock-timeout",
-            type=_seconds,
+            type=seconds,
             help="Per-chunk lock_timeout in seconds (PostgreSQL; default 5).",
         )
         run.add_argument(
             "--max-quarantined",
-            type=_non_negative_int,
+            type=non_negative_int,
             help="Fail the run when more rows than this fail alone (default 10).",
         )
         run.add_argument(
@@ -144,7 +113,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--sample",
-            type=_positive_int,
+            type=positive_int,
             default=None,
             help="Rows to rehearse with --dry-run (default: one chunk).",
         )

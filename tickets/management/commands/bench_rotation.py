@@ -1,23 +1,13 @@
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from batchjobs.arguments import positive_int
 from tickets import benchmark
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} is not greater than zero")
-    return value
 
 
 class Command(BaseCommand):
@@ -30,20 +20,20 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--rows",
-            type=_positive_int,
+            type=positive_int,
             default=1_000_000,
             help="Table size for every approach (default 1,000,000).",
         )
         parser.add_argument(
             "--naive-rows",
-            type=_positive_int,
+            type=positive_int,
             default=100_000,
             help="Rows the naive ORM way rotates (default 100,000, at most --rows); its "
             "figures are scaled to --rows.",
         )
         parser.add_argument(
             "--repeat",
-            type=_positive_int,
+            type=positive_int,
             default=1,
             help="Time each approach this many times (interleaved); report best and median.",
         )
