@@ -29,10 +29,8 @@ from typing import Any
 from django.db import connections, models, router, transaction
 from django.db.models.sql import UpdateQuery
 
-# Column types whose values PostgreSQL reads from a plain '{a,b,c}' array literal: building
-# one string is several times cheaper than adapting each value as its own literal.
-_LITERAL_ARRAY_TYPES = ("uuid", "bigint", "integer", "smallint")
-_PLAIN_TEXT = re.compile(r"[0-9a-fA-F,-]*")
+# Text COPY can carry unescaped: hex digits and hyphens (uuids), never a tab or newline.
+_PLAIN_TEXT = re.compile(r"[0-9a-fA-F-]*")
 # Types whose values COPY's text format carries as their plain str(); others take unnest.
 _COPY_TYPES = frozenset(
     {
@@ -112,17 +110,8 @@ def _compile_shared(
 
 
 def _pg_array(field_: models.Field[Any, Any], values: Sequence[Any], connection: Any) -> Any:
+    """The fallback for types COPY's text cannot carry: an array the driver adapts."""
     db_type = field_.db_type(connection) or "text"
-    if db_type in _LITERAL_ARRAY_TYPES:
-        if db_type == "uuid":
-            text = ",".join(map(str, values))
-        else:
-            text = ",".join(str(int(v)) for v in values)
-        # The literal is a parameter, never SQL; still, a value that is not plain hex and
-        # hyphens (a stray comma or brace) would shift the array, so such input takes the
-        # per-value path, where the driver quotes each element and PostgreSQL rejects it.
-        if _PLAIN_TEXT.fullmatch(text) and text.count(",") == len(values) - 1:
-            return "{" + text + "}", f"%s::{db_type}[]"
     prepared = [field_.get_db_prep_save(v, connection=connection) for v in values]
     return prepared, f"%s::{db_type}[]"
 
@@ -167,10 +156,12 @@ def _copy_into_temp_table(
     with connection.wrap_database_errors:
         cursor = connection.connection.cursor()
         try:
+            # One round trip; the TRUNCATE empties a table an earlier update of this chunk
+            # left (it is empty, hence cheap, otherwise).
             cursor.execute(
-                f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} ({definition}) ON COMMIT DROP"
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} ({definition}) ON COMMIT DROP;"
+                f" TRUNCATE {table}"
             )
-            cursor.execute(f"TRUNCATE {table}")
             cursor.copy_expert(f"COPY {table} FROM STDIN", data)
         finally:
             cursor.close()
