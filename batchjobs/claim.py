@@ -23,7 +23,7 @@ from batchjobs.database import now as database_now
 from batchjobs.database import set_local_timeouts, table_bytes
 from batchjobs.exceptions import RunBusy, RunNotResumable
 from batchjobs.keyset import Keyset, high_water_mark
-from batchjobs.lease import Owner, owner_alive
+from batchjobs.lease import Owner, ended_by, owner_alive
 from batchjobs.models import UNFINISHED, JobRun, State
 from batchjobs.retry import ErrorKind, classify
 
@@ -71,8 +71,16 @@ class Claim:
                 if alive(current, alias=self.alias, claiming=True):
                     raise RunBusy(busy_message(self.job_name, current))
                 if self.options.restart:
+                    # Leaving RUNNING clears the owner: a frozen old process that wakes up
+                    # fails its next fence and writes nothing to the abandoned run.
                     current.transition(
-                        State.ABANDONED, using=self.alias, finished_at=timezone.now()
+                        State.ABANDONED,
+                        using=self.alias,
+                        finished_at=timezone.now(),
+                        stats={
+                            **current.stats,
+                            "ended_by": ended_by("restart", self.owner, os_user()),
+                        },
                     )
                     return self._create()
                 if current.state == State.PAUSED and not self.options.resume:

@@ -13,10 +13,11 @@ from typing import Any
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from batchjobs.claim import alive
+from batchjobs.claim import alive, os_user
 from batchjobs.database import set_local_timeouts
 from batchjobs.exceptions import InvalidOption, RunBusy, RunNotResumable
-from batchjobs.models import UNFINISHED, JobRun, State, check_transition
+from batchjobs.lease import Owner, ended_by
+from batchjobs.models import UNFINISHED, JobRun, State
 from batchjobs.retry import ErrorKind, classify
 
 TUNABLE = ("sleep", "batch_size", "target_chunk_seconds")
@@ -68,11 +69,15 @@ def request(job: str, action: str) -> str:
                 f"Asked run #{run.pk} of {job} (pid {run.owner_pid} on {run.owner_host}) to "
                 f"{action}; it will at its next chunk boundary."
             )
-        check_transition(run.state, target)
-        fields: dict[str, Any] = {"state": target, "owner_token": "", "requested_action": ""}
+        fields: dict[str, Any] = {
+            "requested_action": "",
+            "stats": {**run.stats, "ended_by": ended_by(action, Owner.current(), os_user())},
+        }
         if target == State.CANCELLED:
             fields["finished_at"] = timezone.now()
-        JobRun.objects.filter(pk=run.pk).update(**fields)
+        # Through the transitions table, fenced on the state and owner just read; leaving
+        # RUNNING clears the owner, so a frozen process that wakes up writes nothing.
+        run.transition(target, **fields)
         return f"Run #{run.pk} of {job} had no live process and is now {target}."
 
 

@@ -13,6 +13,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -56,3 +57,34 @@ def owner_alive(
     if here and (owner_pid == claimant_pid or not pid_alive(owner_pid)):
         return False
     return heartbeat_at is not None and now - heartbeat_at < stale_after
+
+
+def lost_lease_message(job: str, run_id: int, run: Any, owner: Owner) -> str:
+    """Say what became of a run its process no longer owns, from the run row as it is now
+    (``None``: deleted). The process wrote nothing after it lost the lease: every chunk and
+    heartbeat is fenced on the owner."""
+    me = f"this process (pid {owner.pid})"
+    tail = f"{me} wrote nothing after that and stops. See `listjobs {job}`."
+    if run is None:
+        return f"Run #{run_id} of {job} was deleted while {me} worked on it; {tail}"
+    ended = (run.stats or {}).get("ended_by") or {}
+    who = (
+        f" by {ended.get('by', '?')} (pid {ended.get('pid', '?')} on {ended.get('host', '?')})"
+        if ended
+        else ""
+    )
+    if run.state == "abandoned":
+        how = f"abandoned{who} with `runjob {job} --restart`"
+    elif run.state == "running" and run.owner_token:
+        how = f"taken over by pid {run.owner_pid} on {run.owner_host}"
+    else:
+        how = f"{run.state}{who}"
+    return (
+        f"Run #{run_id} of {job} was {how} while {me} was not heard from (its heartbeat "
+        f"went stale: frozen, suspended or cut off); {tail}"
+    )
+
+
+def ended_by(action: str, owner: Owner, user: str) -> dict[str, Any]:
+    """Who ended or took a run from its process, for the audit trail and the old owner."""
+    return {"action": action, "by": user, "host": owner.host, "pid": owner.pid}

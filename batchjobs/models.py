@@ -116,9 +116,13 @@ class JobRun(models.Model):
         """Move to ``state`` through the transitions table.
 
         The update is fenced on the state and owner read with the row: if another process
-        changed either since, nothing is written and ``LeaseLost`` is raised.
+        changed either since, nothing is written and ``LeaseLost`` is raised. Only a running
+        run has an owner: leaving RUNNING gives the lease up, so whichever process held it
+        fails its next fence (a chunk, a heartbeat) and writes nothing more.
         """
         check_transition(self.state, state)
+        if state != State.RUNNING:
+            fields.setdefault("owner_token", "")
         updated = (
             JobRun.objects.using(using)
             .filter(pk=self.pk, state=self.state, owner_token=self.owner_token)
@@ -127,6 +131,8 @@ class JobRun(models.Model):
         if not updated:
             raise LeaseLost()
         self.state = state
+        if "owner_token" in fields:
+            self.owner_token = fields["owner_token"]
 
     @property
     def percent(self) -> float | None:

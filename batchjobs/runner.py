@@ -34,7 +34,7 @@ from batchjobs.exceptions import (
 from batchjobs.exit_codes import ExitCode
 from batchjobs.job import ResumableJob, RunInfo
 from batchjobs.keyset import Chunk, Keyset, check_queryset
-from batchjobs.lease import Owner
+from batchjobs.lease import Owner, lost_lease_message
 from batchjobs.models import JobRun, QuarantinedRow, State
 from batchjobs.progress import ProgressEstimator
 from batchjobs.quarantine import QuarantineSteps
@@ -157,8 +157,8 @@ class Runner(QuarantineSteps, VerificationStep):
                 return self._drive(run)
             except ForcedStop:
                 return self._interrupted("a second stop signal")
-            except LeaseLost:
-                self.log.error(events.FAILED, error_class="LeaseLost", error=str(LeaseLost()))
+            except LeaseLost as exc:
+                self.log.error(events.FAILED, error_class="LeaseLost", error=str(exc))
                 raise
             except Exception as exc:
                 if self.stopper.requested and not isinstance(exc, BatchJobError):
@@ -237,9 +237,9 @@ class Runner(QuarantineSteps, VerificationStep):
         if self._released:
             return
         self._reset_connection_if_broken()
-        run = JobRun.objects.using(self.alias).get(pk=self.run_id)
-        if run.owner_token != self.owner.token:
-            raise LeaseLost()
+        run = JobRun.objects.using(self.alias).filter(pk=self.run_id).first()
+        if run is None or run.state != State.RUNNING or run.owner_token != self.owner.token:
+            raise self._lease_lost(run)
         run.transition(
             state,
             using=self.alias,
@@ -340,18 +340,28 @@ class Runner(QuarantineSteps, VerificationStep):
                 self._heartbeat()
                 last_beat = self.clock()
 
+    def _mine(self) -> QuerySet[JobRun]:
+        """The run row for as long as this process owns it. Every write of the runner is
+        fenced on it: a run restarted, cancelled, paused or taken over by another process
+        has left RUNNING or changed owner, so the write matches no row and nothing lands."""
+        return JobRun.objects.using(self.alias).filter(
+            pk=self.run_id, owner_token=self.owner.token, state=State.RUNNING
+        )
+
+    def _lease_lost(self, run: JobRun | None = None, *, read: bool = True) -> LeaseLost:
+        if run is None and read:
+            with contextlib.suppress(DatabaseError):
+                run = JobRun.objects.using(self.alias).filter(pk=self.run_id).first()
+        return LeaseLost(lost_lease_message(self.job.name, self.run_id, run, self.owner))
+
     def _heartbeat(self) -> None:
         try:
-            updated = (
-                JobRun.objects.using(self.alias)
-                .filter(pk=self.run_id, owner_token=self.owner.token)
-                .update(heartbeat_at=Now())
-            )
+            updated = self._mine().update(heartbeat_at=Now())
         except DatabaseError:
             self._reset_connection_if_broken()
             return  # the next chunk's retries deal with a lost database
         if not updated:
-            raise LeaseLost()
+            raise self._lease_lost()
 
     def _poll_control(self) -> None:
         try:
@@ -513,14 +523,13 @@ class Runner(QuarantineSteps, VerificationStep):
 
     def _lock_run(self) -> dict[str, Any]:
         row = (
-            JobRun.objects.using(self.alias)
+            self._mine()
             .select_for_update()
-            .filter(pk=self.run_id, owner_token=self.owner.token)
             .values("cursor", "requested_action", "tuning")
             .first()
         )
         if row is None:
-            raise LeaseLost()
+            raise self._lease_lost()
         self._requested_action, self._tuning = row["requested_action"], row["tuning"]
         return row
 
@@ -590,22 +599,18 @@ class Runner(QuarantineSteps, VerificationStep):
         snap = self.progress.snapshot(now=self.clock())
         if self._retry_notes:
             extra["stats"] = self._stats_with_retry_notes()
-        updated = (
-            JobRun.objects.using(self.alias)
-            .filter(pk=self.run_id, owner_token=self.owner.token)
-            .update(
-                cursor=self.keyset.encode(last_key),
-                done=F("done") + rows,
-                chunks=F("chunks") + 1,
-                retries=F("retries") + self._retries_to_record,
-                heartbeat_at=Now(),
-                rate=snap.rate,
-                eta_seconds=snap.eta_seconds,
-                **extra,
-            )
+        updated = self._mine().update(
+            cursor=self.keyset.encode(last_key),
+            done=F("done") + rows,
+            chunks=F("chunks") + 1,
+            retries=F("retries") + self._retries_to_record,
+            heartbeat_at=Now(),
+            rate=snap.rate,
+            eta_seconds=snap.eta_seconds,
+            **extra,
         )
         if not updated:
-            raise LeaseLost()
+            raise self._lease_lost()
         self._retries_to_record = 0
         self._retry_notes = []
 
