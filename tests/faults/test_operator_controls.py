@@ -121,7 +121,7 @@ def test_tune_sleep__picked_up_by_the_running_run(seed, cli, rotation_audit, pro
     before = snapshot()
     live = procs.spawn(
         cli, "runjob", SLOW, "--batch-size", "250", "--log-format", "json",
-        env={"SCENARIO_CHUNK_SLEEP": "0.1"},
+        env={"SCENARIO_CHUNK_SLEEP": "0.4"},  # ~4 s left: a loaded machine's CLI start
     )  # fmt: skip
     run = wait_done(SLOW, 500, live)
 
@@ -142,7 +142,7 @@ def test_tune_sleep__picked_up_by_the_running_run(seed, cli, rotation_audit, pro
 def test_tune_batch_size__picked_up_and_honoured(seed, cli, rotation_audit, procs) -> None:
     seed(3_000)
     before = snapshot()
-    live = procs.spawn(cli, *ARGS, env={"SCENARIO_CHUNK_SLEEP": "0.05"})
+    live = procs.spawn(cli, *ARGS, env={"SCENARIO_CHUNK_SLEEP": "0.2"})
     wait_done(SLOW, 300, live)
 
     asked = cli.run("runjob", SLOW, "--tune", "--batch-size", "500")
