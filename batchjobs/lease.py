@@ -28,13 +28,24 @@ class Owner:
 
 
 def pid_alive(pid: int) -> bool:
+    """Is a process with this pid running here? A zombie (killed, not yet reaped by its
+    parent) answers ``kill(pid, 0)`` but is dead: it can never write again."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (comm) S ...": the state follows the last ')' (comm may hold one).
+            return stat.read().rpartition(b")")[2].split()[0] in {b"Z", b"X"}
+    except (OSError, IndexError):
+        return False  # no /proc (macOS): the heartbeat decides
 
 
 def owner_alive(

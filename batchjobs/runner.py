@@ -523,10 +523,7 @@ class Runner(QuarantineSteps, VerificationStep):
 
     def _lock_run(self) -> dict[str, Any]:
         row = (
-            self._mine()
-            .select_for_update()
-            .values("cursor", "requested_action", "tuning")
-            .first()
+            self._mine().select_for_update().values("cursor", "requested_action", "tuning").first()
         )
         if row is None:
             raise self._lease_lost()

@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -36,6 +37,25 @@ def test_pid_alive__this_process_is_alive() -> None:
 
 def test_pid_alive__a_reaped_child_is_dead(dead_pid: int) -> None:
     assert not pid_alive(dead_pid)
+
+
+def test_pid_alive__a_zombie_is_dead() -> None:
+    """Killed but not reaped: ``kill(pid, 0)`` still succeeds, yet it can never write."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 10
+        while _state(child.pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _state(child.pid) == "Z"
+        os.kill(child.pid, 0)  # the zombie still answers a signal-0 probe...
+        assert not pid_alive(child.pid)  # ...and is dead all the same
+    finally:
+        child.wait()
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rpartition(")")[2].split()[0]
 
 
 def test_pid_alive__a_process_of_another_user_counts_as_alive() -> None:

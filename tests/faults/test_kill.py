@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 
 import pytest
 
 from batchjobs.models import JobRun, State
+from tests.conftest import wait_for
 from tests.faults.helpers import (
     SLOW,
     assert_checkpoint_consistent,
@@ -95,4 +97,29 @@ def test_kill9__listjobs_shows_stalled_and_the_next_run_takes_it_over(
     assert (run.state, run.done) == (State.SUCCEEDED, 3_000)
     listed = json.loads(cli.run("listjobs", SLOW, "--json").stdout)
     assert listed[0]["runs"][0]["state"] == "succeeded"
+    assert_rotated_exactly_once(rotation_audit, before)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_kill9__an_unreaped_zombie_owner_is_taken_over_at_once(
+    seed, cli, rotation_audit, procs
+) -> None:
+    """kill -9 leaves a zombie until its parent reaps it (a supervisor that is slow, or
+    this test); a zombie is dead, so the next run takes over at once instead of refusing."""
+    seed(2_000)
+    before = snapshot()
+    args = ("runjob", SLOW, "--batch-size", str(BATCH), "--log-format", "json")
+    live = procs.spawn(cli, *args, env=SLOW_CHUNKS)
+    wait_done(SLOW, 500, live)
+    live.signal(signal.SIGKILL)  # and no wait(): the pid stays a zombie
+
+    def zombie() -> bool:
+        with open(f"/proc/{live.pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] == "Z"
+
+    wait_for(zombie, timeout=10)
+    resumed = cli.run(*args)
+    assert zombie(), "the test must take over from a zombie, not a reaped process"
+    assert resumed.returncode == 0, resumed.stderr
+    assert runs_of(SLOW)[0].state == State.SUCCEEDED
     assert_rotated_exactly_once(rotation_audit, before)
