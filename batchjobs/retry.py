@@ -110,13 +110,19 @@ def policy(
     sleep: Callable[[float], Any],
     before_sleep: Callable[[RetryCallState], Any],
     stop_event: Any,
+    out_of_time: Callable[[], bool] = lambda: False,
     initial_wait: float = 0.2,
 ) -> Retrying:
     """The retry policy for one chunk: transient errors only, exponential backoff with
-    jitter, at most ``max_attempts`` tries, and no more waiting once a stop is requested."""
+    jitter, at most ``max_attempts`` tries, and no more waiting once a stop is requested
+    or the run is ``out_of_time`` (--max-runtime)."""
     return Retrying(
         retry=retry_if_exception(is_transient),
-        stop=stop_any(_stop(max_attempts), stop_when_event_set(stop_event)),
+        stop=stop_any(
+            _stop(max_attempts),
+            stop_when_event_set(stop_event),
+            lambda state: out_of_time(),
+        ),
         wait=wait_exponential_jitter(multiplier=initial_wait, max=max_wait, jitter=initial_wait),
         sleep=sleep,
         before_sleep=before_sleep,

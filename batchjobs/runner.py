@@ -143,6 +143,10 @@ class Runner(QuarantineSteps, VerificationStep):
         self._tuning: dict[str, Any] = {}
         self._applied_tuning: dict[str, Any] = {}
         self._last_health_check = 0.0
+        # Set when the run starts: the last time the run row's heartbeat moved, and when
+        # --max-runtime ends the session. Every wait honours both.
+        self._last_beat = clock()
+        self._deadline: float | None = None
         self._in_chunk = False
         self._released = False
 
@@ -165,6 +169,9 @@ class Runner(QuarantineSteps, VerificationStep):
                     # Whatever the stop cut short (a cancelled statement, a retry given up)
                     # is rolled back; the run is interrupted, not failed.
                     return self._interrupted(self.stopper.signal_name or "a stop request")
+                if self._past_deadline() and retry.is_transient(exc):
+                    # Retries end at --max-runtime too: the window is over, not the run.
+                    return self._max_runtime_reached()
                 if retry.classify(exc) is retry.ErrorKind.CONNECTION_LOST:
                     raise self._database_lost(exc) from None
                 raise self._failed(exc) from None
@@ -193,6 +200,9 @@ class Runner(QuarantineSteps, VerificationStep):
             run_id=run.pk, started_at=run.started_at, high_water_mark=self.keyset.upto
         )
         started = self.clock()
+        self._last_beat = started
+        if self.options.max_runtime is not None:
+            self._deadline = started + self.options.max_runtime
         self.progress = ProgressEstimator(total=run.total, done=run.done, started_at=started)
         self.log.info(
             events.STARTED,
@@ -279,12 +289,17 @@ class Runner(QuarantineSteps, VerificationStep):
             return self._parked(State.PAUSED, events.PAUSED, ExitCode.PAUSED)
         if self._requested_action == "cancel":
             return self._parked(State.CANCELLED, events.CANCELLED, ExitCode.CANCELLED)
-        max_runtime = self.options.max_runtime
-        if max_runtime is not None and self.clock() - started >= max_runtime:
-            return self._interrupted(
-                f"--max-runtime {max_runtime:g}s reached", exit_code=ExitCode.MAX_RUNTIME
-            )
+        if self._past_deadline():
+            return self._max_runtime_reached()
         return None
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and self.clock() >= self._deadline
+
+    def _max_runtime_reached(self) -> Outcome:
+        return self._interrupted(
+            f"--max-runtime {self.options.max_runtime:g}s reached", exit_code=ExitCode.MAX_RUNTIME
+        )
 
     def _apply_tuning(self) -> None:
         if self._tuning == self._applied_tuning:
@@ -306,7 +321,7 @@ class Runner(QuarantineSteps, VerificationStep):
         if not self.health_checks or now - self._last_health_check < 1.0:
             return
         self._last_health_check = now
-        while not self.stopper.requested and not self._requested_action:
+        while not (self.stopper.requested or self._requested_action or self._past_deadline()):
             # Through the retries: a server restart first noticed here is waited out too.
             verdict = self._with_retries(
                 lambda: next(
@@ -321,24 +336,27 @@ class Runner(QuarantineSteps, VerificationStep):
             self._wait(verdict.wait_seconds)
 
     def _wait(self, seconds: float) -> None:
-        """Sleep in one-second slices: keep the heartbeat fresh, and wake early on a stop
-        signal, a pause or cancel request, or new tuning (``--tune --sleep 0`` ends a long
-        sleep at once)."""
+        """Sleep in slices of at most a second, for every wait of the run (--sleep,
+        throttling, retry backoff): keep the heartbeat fresh, so that a live run never looks
+        stalled however many waits follow each other; end at --max-runtime; and wake early
+        on a stop signal, a pause or cancel request, or new tuning (``--tune --sleep 0``
+        ends a long sleep at once)."""
         end = self.clock() + seconds
-        last_beat = self.clock()
+        if self._deadline is not None:
+            end = min(end, self._deadline)
         tuning = self._tuning
+        beat_every = self.settings.HEARTBEAT_SECONDS
         while not self.stopper.requested:
             left = end - self.clock()
             if left <= 0:
                 return
-            self.stopper.sleep(min(left, 1.0))
+            self.stopper.sleep(min(left, 1.0, beat_every))
             with contextlib.suppress(DatabaseError):  # a lost database: the retries decide
                 self._poll_control()
             if self._requested_action or self._tuning != tuning:
                 return
-            if self.clock() - last_beat >= self.settings.HEARTBEAT_SECONDS:
+            if self.clock() - self._last_beat >= beat_every:
                 self._heartbeat()
-                last_beat = self.clock()
 
     def _mine(self) -> QuerySet[JobRun]:
         """The run row for as long as this process owns it. Every write of the runner is
@@ -357,6 +375,7 @@ class Runner(QuarantineSteps, VerificationStep):
     def _heartbeat(self) -> None:
         try:
             updated = self._mine().update(heartbeat_at=Now())
+            self._last_beat = self.clock()
         except DatabaseError:
             self._reset_connection_if_broken()
             return  # the next chunk's retries deal with a lost database
@@ -467,6 +486,7 @@ class Runner(QuarantineSteps, VerificationStep):
             sleep=self._wait,
             before_sleep=self._on_retry,
             stop_event=self.stopper.event,
+            out_of_time=self._past_deadline,
         )
         return policy(attempt_fn)
 
@@ -608,6 +628,7 @@ class Runner(QuarantineSteps, VerificationStep):
         )
         if not updated:
             raise self._lease_lost()
+        self._last_beat = self.clock()
         self._retries_to_record = 0
         self._retry_notes = []
 
