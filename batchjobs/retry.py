@@ -29,6 +29,9 @@ class ErrorKind(enum.StrEnum):
     SERIALIZATION_FAILURE = "serialization_failure"
     LOCK_TIMEOUT = "lock_timeout"
     STATEMENT_TIMEOUT = "statement_timeout"
+    # 57014 for another reason: pg_cancel_backend() from another session, or our own
+    # cancel on a second stop signal. Not a sign that the chunk is too large.
+    QUERY_CANCELLED = "query_cancelled"
     DATABASE_BUSY = "database_busy"
     UNIQUE_VIOLATION = "unique_violation"
     PERMANENT = "permanent"
@@ -40,7 +43,6 @@ _BY_SQLSTATE = {
     "40P01": ErrorKind.DEADLOCK,
     "40001": ErrorKind.SERIALIZATION_FAILURE,
     "55P03": ErrorKind.LOCK_TIMEOUT,
-    "57014": ErrorKind.STATEMENT_TIMEOUT,
     "23505": ErrorKind.UNIQUE_VIOLATION,
     "57P01": ErrorKind.CONNECTION_LOST,  # admin_shutdown: pg_terminate_backend, fast shutdown
     "57P02": ErrorKind.CONNECTION_LOST,  # crash_shutdown
@@ -67,6 +69,8 @@ def sqlstate(exc: BaseException) -> str | None:
 def classify(exc: BaseException) -> ErrorKind:
     code = sqlstate(exc)
     if code is not None:
+        if code == "57014":
+            return _cancelled_why(exc)
         if code in _BY_SQLSTATE:
             return _BY_SQLSTATE[code]
         if code.startswith("08"):  # connection_exception class
@@ -81,6 +85,19 @@ def classify(exc: BaseException) -> ErrorKind:
         # "could not connect", "SSL SYSCALL error: EOF detected").
         return ErrorKind.CONNECTION_LOST
     return ErrorKind.PERMANENT
+
+
+def _cancelled_why(exc: BaseException) -> ErrorKind:
+    """PostgreSQL says 57014 (query_canceled) for a statement_timeout and for a cancel
+    request alike; only its message tells them apart ("canceling statement due to
+    statement timeout" against "... due to user request"). A server whose lc_messages is
+    not English reads as a cancel: the chunk is retried without being halved."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    diag = getattr(cause, "diag", None)
+    message = getattr(diag, "message_primary", None) or str(cause)
+    if "statement timeout" in message.lower():
+        return ErrorKind.STATEMENT_TIMEOUT
+    return ErrorKind.QUERY_CANCELLED
 
 
 def is_transient(exc: BaseException) -> bool:

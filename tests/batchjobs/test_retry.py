@@ -45,7 +45,7 @@ def _wrapped(django_class: type[Exception], cause: BaseException) -> Exception:
         ("40P01", ErrorKind.DEADLOCK),
         ("40001", ErrorKind.SERIALIZATION_FAILURE),
         ("55P03", ErrorKind.LOCK_TIMEOUT),
-        ("57014", ErrorKind.STATEMENT_TIMEOUT),
+        ("57014", ErrorKind.QUERY_CANCELLED),  # the message says which: tests below
         ("23505", ErrorKind.UNIQUE_VIOLATION),
         ("57P01", ErrorKind.CONNECTION_LOST),
         ("57P02", ErrorKind.CONNECTION_LOST),
@@ -146,6 +146,34 @@ def test_classify__real_statement_timeout() -> None:
         c.execute("SET LOCAL statement_timeout = '10ms'")
         c.execute("SELECT pg_sleep(2)")
     assert classify(caught.value) is ErrorKind.STATEMENT_TIMEOUT
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_classify__real_cancel_from_another_session_is_not_a_statement_timeout() -> None:
+    """pg_cancel_backend() and a statement_timeout share SQLSTATE 57014; a cancel must not
+    be reported (or acted on, by halving the chunk) as a timeout."""
+    with connection.cursor() as c:
+        c.execute("SELECT pg_backend_pid()")
+        pid = c.fetchone()[0]
+    canceller = psycopg2.connect(**connection.get_connection_params())
+    canceller.autocommit = True
+    timer = threading.Timer(0.5, _cancel, args=(canceller, pid))
+    timer.start()
+    try:
+        with pytest.raises(DatabaseError) as caught, connection.cursor() as c:
+            c.execute("SELECT pg_sleep(10)")
+    finally:
+        timer.join()
+        canceller.close()
+    assert retry.sqlstate(caught.value) == "57014"
+    assert classify(caught.value) is ErrorKind.QUERY_CANCELLED
+    assert retry.describe(caught.value)[1] == "query_cancelled (SQLSTATE 57014)"
+
+
+def _cancel(conn: Any, pid: int) -> None:
+    with conn.cursor() as c:
+        c.execute("SELECT pg_cancel_backend(%s)", [pid])
 
 
 @pytest.mark.postgres

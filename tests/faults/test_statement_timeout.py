@@ -5,12 +5,15 @@ run finishes with every row rotated exactly once."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
 from batchjobs.models import State
-from tests.conftest import events_of
+from tests.conftest import events_of, wait_for
 from tests.faults.helpers import (
     SLOW_STATEMENT,
     assert_rotated_exactly_once,
+    backends,
+    runner_cli,
     runs_of,
     snapshot,
 )
@@ -49,4 +52,32 @@ def test_statement_timeout__chunk_shrunk_and_retried_never_partly_committed(
     assert run.chunks == 30, "every chunk after the timeouts is 100 rows"
     # The audit trigger counts committed changes only: the rows each timed-out chunk had
     # already rotated were rolled back with it, so no row shows two rotations.
+    assert_rotated_exactly_once(rotation_audit, before)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_cancel_from_another_session__retried_as_a_cancel_not_halved(
+    seed, cli, rotation_audit, procs
+) -> None:
+    """pg_cancel_backend() (a DBA's cancel) arrives as SQLSTATE 57014, like a statement
+    timeout: the chunk is rolled back and retried, but reported as a cancel and not halved."""
+    seed(1_000)
+    before = snapshot()
+    live = procs.spawn(
+        runner_cli(cli, "cancelled_runner"),
+        "runjob", SLOW_STATEMENT, "--batch-size", "400", "--log-format", "json",
+        env={"SCENARIO_SLOW_ABOVE": "150", "SCENARIO_SLOW_SECONDS": "2"},
+    )  # fmt: skip
+    (pid, *_), *_ = wait_for(
+        lambda: backends("cancelled_runner", where="query LIKE '%%pg_sleep%%'"), timeout=30
+    )
+    with connection.cursor() as c:
+        c.execute("SELECT pg_cancel_backend(%s)", [pid])
+    assert live.wait() == 0, live.stderr
+    (retried,) = live.events("job.retry")
+    assert (retried["error_kind"], retried["chunk_size"]) == ("query_cancelled", 400)
+    assert retried["error"] == "query_cancelled (SQLSTATE 57014)"
+    (run,) = runs_of(SLOW_STATEMENT)
+    assert (run.state, run.done, run.chunks) == (State.SUCCEEDED, 1_000, 3)
     assert_rotated_exactly_once(rotation_audit, before)
