@@ -3,6 +3,7 @@ timeouts, table size and vacuum. PostgreSQL-only parts are no-ops elsewhere."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,9 +57,29 @@ def table_bytes(connection: Any, model: type[models.Model]) -> int | None:
         return int(cursor.fetchone()[0])
 
 
-def vacuum_analyze(connection: Any, model: type[models.Model]) -> None:
-    """``VACUUM ANALYZE`` the table (PostgreSQL; it cannot run inside a transaction)."""
+def vacuum_analyze(
+    connection: Any, model: type[models.Model], *, lock_seconds: float | None = None
+) -> None:
+    """``VACUUM ANALYZE`` the table (PostgreSQL), waiting at most ``lock_seconds`` for its
+    lock (SHARE UPDATE EXCLUSIVE: another VACUUM, autovacuum or DDL holds it otherwise).
+
+    VACUUM cannot run inside a transaction, so the limit is a session ``SET``, reset
+    afterwards. Behind PgBouncer's transaction pooling the SET and the VACUUM may reach
+    different server connections: there, VACUUM by hand (docs/operations.md).
+    """
     if connection.vendor != "postgresql":
         return
+    table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+        if lock_seconds:
+            cursor.execute("SELECT set_config('lock_timeout', %s, false)", [_ms(lock_seconds)])
+        try:
+            cursor.execute(f"VACUUM ANALYZE {table}")
+        finally:
+            if lock_seconds and connection.is_usable():
+                cursor.execute("RESET lock_timeout")
+
+
+def _ms(seconds: float) -> str:
+    """A PostgreSQL duration; never 0 for a positive value (0 would mean no limit)."""
+    return f"{max(1, math.ceil(seconds * 1000))}ms"

@@ -30,6 +30,7 @@ QUARANTINED = "job.quarantined"
 VERIFIED = "job.verified"
 FINISHED = "job.finished"
 TUNED = "job.tuned"
+VACUUM_STARTED = "job.vacuum_started"
 VACUUM_FAILED = "job.vacuum_failed"
 
 

@@ -646,17 +646,45 @@ class Runner(QuarantineSteps, VerificationStep):
         """VACUUM ANALYZE after the lease is given up, so a long one cannot make the run look
         stalled. The run has succeeded already: a failed or stopped VACUUM is reported, not
         turned into a failure."""
+        if self.connection.vendor != "postgresql":
+            return ""
+        if self.stopper.requested:
+            cause = f"skipped: {self.stopper.signal_name or 'a stop request'} came first"
+            return f" VACUUM did not run ({cause}); run VACUUM ANALYZE by hand."
         started = self.clock()
+        lock_seconds = self.options.lock_timeout or self.settings.LOCK_TIMEOUT_SECONDS
+        table = self.queryset.model._meta.db_table
+        self.log.info(events.VACUUM_STARTED, table=table, lock_timeout_seconds=lock_seconds)
         try:
-            vacuum_analyze(self.connection, self.queryset.model)
+            with self.stopper.cancelling(self._cancel_statement):
+                vacuum_analyze(self.connection, self.queryset.model, lock_seconds=lock_seconds)
         except (Exception, ForcedStop) as exc:
             error_class, error = retry.describe(exc)
-            self.log.warning(events.VACUUM_FAILED, error_class=error_class, error=error)
-            return f" VACUUM did not complete ({error}); run VACUUM ANALYZE by hand."
+            cause = self._vacuum_cause(exc, lock_seconds, table)
+            self.log.warning(
+                events.VACUUM_FAILED, error_class=error_class, error=error, cause=cause
+            )
+            return f" VACUUM did not complete ({cause}); run VACUUM ANALYZE {table} by hand."
         stats["vacuum_seconds"] = round(self.clock() - started, 3)
         stats["table_bytes_after_vacuum"] = table_bytes(self.connection, self.queryset.model)
-        JobRun.objects.using(self.alias).filter(pk=self.run_id).update(stats=stats)
+        # The run is finished and has no owner any more: fence on exactly that.
+        JobRun.objects.using(self.alias).filter(
+            pk=self.run_id, owner_token="", finished_at__isnull=False
+        ).update(stats=stats)
         return ""
+
+    def _vacuum_cause(self, exc: BaseException, lock_seconds: float, table: str) -> str:
+        if self.stopper.requested:
+            return f"cancelled by {self.stopper.signal_name or 'a stop request'}"
+        kind = retry.classify(exc)
+        if kind is retry.ErrorKind.LOCK_TIMEOUT:
+            return (
+                f"{table} stayed locked for over {lock_seconds:g}s (another VACUUM, "
+                "autovacuum or a schema change holds it)"
+            )
+        if kind is retry.ErrorKind.QUERY_CANCELLED:
+            return "cancelled by another session (pg_cancel_backend)"
+        return retry.describe(exc)[1]
 
     def _finish(self, started: float) -> Outcome:
         verification = self._verify()

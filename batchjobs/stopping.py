@@ -33,6 +33,7 @@ class Stopper:
         self.signum: int | None = None
         self.forced = False
         self._held = False
+        self._cancel_on_signal: Callable[[], None] | None = None
 
     @property
     def requested(self) -> bool:
@@ -72,6 +73,17 @@ class Stopper:
             if self._held:
                 self._held = False
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, EXIT_CODE_FOR_SIGNAL)
+
+    @contextmanager
+    def cancelling(self, cancel: Callable[[], None]) -> Iterator[None]:
+        """For a statement with nothing to save (VACUUM after the run succeeded): the FIRST
+        stop signal calls ``cancel`` from the watcher thread, so it ends now rather than
+        when the statement would (Python's handler runs only once the driver returns)."""
+        self._cancel_on_signal = cancel
+        try:
+            yield
+        finally:
+            self._cancel_on_signal = None
 
     def sleep(self, seconds: float) -> None:
         """Sleep, waking early when a stop is requested (for throttling and backoff)."""
@@ -114,7 +126,11 @@ class Stopper:
     def _watch(self, read_fd: int, on_force: Callable[[], None] | None) -> None:
         seen = 0
         while chunk := os.read(read_fd, 64):
-            seen += sum(1 for signum in chunk if signum in EXIT_CODE_FOR_SIGNAL)
+            new = sum(1 for signum in chunk if signum in EXIT_CODE_FOR_SIGNAL)
+            seen += new
+            cancel = self._cancel_on_signal
+            if new and cancel is not None:
+                cancel()
             if seen >= 2 and on_force is not None:
                 on_force()
                 on_force = None  # once
