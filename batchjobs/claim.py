@@ -19,8 +19,8 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from batchjobs import conf
+from batchjobs.database import lock_holders, set_local_timeouts, table_bytes
 from batchjobs.database import now as database_now
-from batchjobs.database import set_local_timeouts, table_bytes
 from batchjobs.exceptions import RunBusy, RunNotResumable
 from batchjobs.keyset import Keyset, high_water_mark
 from batchjobs.lease import Owner, ended_by, owner_alive
@@ -93,12 +93,23 @@ class Claim:
             # Another process created a run between our look and our insert.
             current = self._runs().filter(state__in=UNFINISHED).first()
             raise RunBusy(busy_message(self.job_name, current)) from None
+        except _TableLocked:
+            table = self.queryset.model._meta.db_table
+            holders = lock_holders(connections[self.alias], table)
+            raise RunBusy(
+                f"The table {table} stayed locked by another session for over {_LOCK_WAIT:g}s"
+                f"{f' ({holders})' if holders else ''}, so no run of {self.job_name} was "
+                "started; nothing was changed. Try again once it is released."
+            ) from None
         except OperationalError as exc:
             if classify(exc) is not ErrorKind.LOCK_TIMEOUT:
                 raise
-            # The run row stayed locked past the wait: a chunk in flight, or a lost host.
+            # The run row stayed locked past the wait: a chunk in flight, a control
+            # command, another claim, or a lost host's open transaction.
             current = self._runs().filter(state__in=UNFINISHED).first()
-            raise RunBusy(busy_message(self.job_name, current)) from None
+            if current is not None and alive(current, alias=self.alias, claiming=True):
+                raise RunBusy(busy_message(self.job_name, current)) from None
+            raise RunBusy(locked_message(self.job_name, current)) from None
 
     def _runs(self) -> QuerySet[JobRun]:
         return JobRun.objects.using(self.alias).filter(job=self.job_name)
@@ -130,20 +141,24 @@ class Claim:
         return {k: v for k, v in asdict(self.options).items() if v not in (None, False, "", {})}
 
     def _create(self) -> JobRun:
-        hwm = high_water_mark(self.queryset, self.key)
-        keyset = Keyset(self.queryset, self.key, hwm)
+        try:
+            hwm = high_water_mark(self.queryset, self.key)
+            keyset = Keyset(self.queryset, self.key, hwm)
+            total = keyset.bounded().count() if hwm is not None else 0
+            size = table_bytes(connections[self.alias], self.queryset.model)
+        except OperationalError as exc:
+            if classify(exc) is ErrorKind.LOCK_TIMEOUT:
+                raise _TableLocked() from exc  # said outside the aborted transaction
+            raise
         run = self._runs().create(
             job=self.job_name,
             state=State.RUNNING,
             high_water_mark=keyset.encode(hwm),
-            total=keyset.bounded().count() if hwm is not None else 0,
+            total=total,
             options=self._recorded_options(),
             started_by=os_user(),
             reason=self.options.reason,
-            stats={
-                "table_bytes_before": table_bytes(connections[self.alias], self.queryset.model),
-                "sessions": [self._session()],
-            },
+            stats={"table_bytes_before": size, "sessions": [self._session()]},
             **self._owner_fields(),
         )
         # The run's start on the database's clock: a job's verification compares with it.
@@ -190,6 +205,22 @@ def alive(run: JobRun, *, alias: str = "default", claiming: bool = False) -> boo
         now=database_now(connections[alias]),
         claimant_pid=os.getpid() if claiming else None,
         stale_after=timedelta(seconds=conf.get().STALE_AFTER_SECONDS),
+    )
+
+
+class _TableLocked(Exception):
+    """The job's table stayed locked while a new run measured it (the run row was not)."""
+
+
+def locked_message(job_name: str, run: JobRun | None) -> str:
+    """The run row is locked, yet no live process owns the run: say that, not 'running'."""
+    if run is None:
+        return f"Another process is starting {job_name}; try again in a moment."
+    return (
+        f"Run #{run.pk} of {job_name} ({run.state}, no live process) stayed locked by another "
+        f"database session for over {_LOCK_WAIT:g}s: another `runjob {job_name}` or a "
+        "control command is claiming it, or a lost session still holds its row. Nothing was "
+        "changed; try again in a moment."
     )
 
 

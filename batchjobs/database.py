@@ -57,6 +57,26 @@ def table_bytes(connection: Any, model: type[models.Model]) -> int | None:
         return int(cursor.fetchone()[0])
 
 
+def lock_holders(connection: Any, table: str) -> str:
+    """Who holds locks on ``table``, for an error message: ``pid 812 (psql, idle in
+    transaction, AccessExclusiveLock)``. PostgreSQL only; empty elsewhere or on failure."""
+    if connection.vendor != "postgresql":
+        return ""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT a.pid, coalesce(nullif(a.application_name, ''), a.usename), a.state, "
+                "l.mode FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.relation = to_regclass(%s) AND l.granted "
+                "AND a.pid <> pg_backend_pid() ORDER BY a.pid LIMIT 3",
+                [connection.ops.quote_name(table)],
+            )
+            rows = cursor.fetchall()
+    except Exception:  # only a message depends on it
+        return ""
+    return "; ".join(f"pid {pid} ({who}, {state}, {mode})" for pid, who, state, mode in rows)
+
+
 def vacuum_analyze(
     connection: Any, model: type[models.Model], *, lock_seconds: float | None = None
 ) -> None:
