@@ -25,13 +25,21 @@ class ProgressEstimator:
     """Tracks rows done against a total estimate.
 
     ``done`` may start above zero (a resumed run); the rate counts only this process's work.
+    ``set_aside`` rows (quarantined) are neither done nor left to do.
     """
 
     def __init__(
-        self, *, total: int | None, done: int = 0, started_at: float, window_seconds: float = 30.0
+        self,
+        *,
+        total: int | None,
+        done: int = 0,
+        started_at: float,
+        window_seconds: float = 30.0,
+        set_aside: int = 0,
     ) -> None:
         self.total = total
         self.done = done
+        self.set_aside = set_aside
         self.started_at = started_at
         self.window_seconds = window_seconds
         self._samples: deque[tuple[float, int]] = deque([(started_at, done)])
@@ -56,7 +64,7 @@ class ProgressEstimator:
         if self.total:
             percent = min(100.0, 100.0 * self.done / self.total)
             if rate:
-                eta = max(0, self.total - self.done) / rate
+                eta = max(0, self.total - self.done - self.set_aside) / rate
         elif self.total == 0:
             percent, eta = 100.0, 0.0
         return Snapshot(

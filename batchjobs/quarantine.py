@@ -37,7 +37,7 @@ class QuarantineSteps:
                 first_error = exc
         if len(keys) == 1:
             self._quarantine(keys[0], first_error)
-            return 1
+            return 0  # set aside, not done: only committed work counts as done
         middle = len(keys) // 2
         return self._settle(keys[:middle]) + self._settle(keys[middle:])
 
@@ -78,7 +78,10 @@ class QuarantineSteps:
                 error_class=error_class,
                 error_message=error,
             )
-            self._advance(key, 1, quarantined=F("quarantined") + 1)
+            # The cursor moves past the row, but it is not done: it still holds its old
+            # value, so it counts as quarantined only.
+            self._advance(key, 0, quarantined=F("quarantined") + 1)
+        self.progress.set_aside += 1
         self.log.warning(
             events.QUARANTINED, key=self.keyset.encode(key), error_class=error_class, error=error
         )
@@ -105,11 +108,13 @@ class QuarantineSteps:
                         resolved_at=timezone.now()
                     )
                     JobRun.objects.using(self.alias).filter(pk=self.run_id).update(
-                        quarantined=F("quarantined") - 1
+                        quarantined=F("quarantined") - 1, done=F("done") + 1
                     )
 
             try:
                 self._with_retries(attempt)
+                self.progress.done += 1
+                self.progress.set_aside = max(0, self.progress.set_aside - 1)
             except Exception as exc:
                 if not self._row_error(exc):
                     raise

@@ -203,7 +203,9 @@ class Runner(QuarantineSteps, VerificationStep):
         self._last_beat = started
         if self.options.max_runtime is not None:
             self._deadline = started + self.options.max_runtime
-        self.progress = ProgressEstimator(total=run.total, done=run.done, started_at=started)
+        self.progress = ProgressEstimator(
+            total=run.total, done=run.done, started_at=started, set_aside=run.quarantined
+        )
         self.log.info(
             events.STARTED,
             resumed=run.chunks > 0 or run.done > 0,
@@ -240,7 +242,12 @@ class Runner(QuarantineSteps, VerificationStep):
 
     def _emit_progress(self, now: float) -> None:
         snap = self.progress.snapshot(now=now)
-        self.log.info(events.PROGRESS, **asdict(snap), chunk_size=self.sizer.size)
+        self.log.info(
+            events.PROGRESS,
+            **asdict(snap),
+            quarantined=self.progress.set_aside,
+            chunk_size=self.sizer.size,
+        )
 
     def _release(self, state: State, **fields: Any) -> None:
         """Leave the run in ``state`` and give the lease up (in its own transaction)."""
@@ -358,6 +365,15 @@ class Runner(QuarantineSteps, VerificationStep):
             if self.clock() - self._last_beat >= beat_every:
                 self._heartbeat()
 
+    def _recorded_done(self) -> int:
+        """Rows done as the run row records them: the truth, whatever this process
+        counted (a bisection cut short, an ambiguous commit skipped)."""
+        with contextlib.suppress(DatabaseError):
+            row = JobRun.objects.using(self.alias).filter(pk=self.run_id).values("done").first()
+            if row is not None:
+                self.progress.done = row["done"]
+        return self.progress.done
+
     def _mine(self) -> QuerySet[JobRun]:
         """The run row for as long as this process owns it. Every write of the runner is
         fenced on it: a run restarted, cancelled, paused or taken over by another process
@@ -406,7 +422,9 @@ class Runner(QuarantineSteps, VerificationStep):
             else "the run will not be continued; its record stays for inspection"
         )
         message = f"Run #{self.run_id} of {self.job.name} is {state}: {how}."
-        self.log.warning(event, done=self.progress.done, total=self.progress.total, message=message)
+        self.log.warning(
+            event, done=self._recorded_done(), total=self.progress.total, message=message
+        )
         return Outcome(self.run_id, state, int(code), message)
 
     def _interrupted(self, why: str, *, exit_code: int | None = None) -> Outcome:
@@ -414,14 +432,15 @@ class Runner(QuarantineSteps, VerificationStep):
         # run takes the run over all the same.
         with contextlib.suppress(DatabaseError):
             self._release(State.INTERRUPTED)
+        done = self._recorded_done()
         message = (
             f"Run #{self.run_id} of {self.job.name} interrupted by {why} after "
-            f"{self.progress.done:,} of {self.progress.total or 0:,} rows; every committed "
+            f"{done:,} of {self.progress.total or 0:,} rows; every committed "
             f"chunk is kept. Resume with: python manage.py runjob {self.job.name}"
         )
         self.log.warning(
             events.INTERRUPTED,
-            done=self.progress.done,
+            done=done,
             total=self.progress.total,
             signal=self.stopper.signal_name,
             cause=why,
@@ -458,7 +477,8 @@ class Runner(QuarantineSteps, VerificationStep):
             events.FAILED,
             error_class=error_class,
             error=error,
-            done=getattr(getattr(self, "progress", None), "done", None),
+            done=self._recorded_done() if hasattr(self, "progress") else None,
+            quarantined=self.progress.set_aside if hasattr(self, "progress") else None,
         )
         return JobFailed(
             f"Run #{self.run_id} of {self.job.name} failed: {error} ({error_class}). "

@@ -86,3 +86,11 @@ def test_progress__snapshot_values_are_rounded_for_events() -> None:
 )
 def test_format_duration__reads_as_hours_minutes_seconds(seconds: float | None, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+def test_estimator__rows_set_aside_are_neither_done_nor_left_to_do() -> None:
+    estimator = ProgressEstimator(total=1_000, done=0, started_at=0.0, set_aside=100)
+    estimator.advance(450, now=10.0)
+    snap = estimator.snapshot(now=10.0)
+    assert (snap.done, snap.percent) == (450, 45.0)
+    assert snap.eta_seconds == 10.0  # 450 left at 45 rows/s, not 550

@@ -127,7 +127,7 @@ def assert_checkpoint_consistent(
     audit: Any, run: JobRun, keys: list[int], *, quarantined: Iterable[int] = ()
 ) -> None:
     """The committed work is exactly the rows up to the cursor (less the rows set aside):
-    no more, no fewer; ``done`` counts both."""
+    no more, no fewer; ``done`` counts the committed rows only, never the ones set aside."""
     counts = audit.counts()
     cursor = run.cursor if run.cursor is not None else 0
     aside = set(quarantined)
@@ -138,7 +138,8 @@ def assert_checkpoint_consistent(
         f"{len(rotated)} rows rotated, {len(expected)} up to the cursor"
     )
     assert all(counts.get(pk, 0) == 1 for pk in rotated), "a row rotated twice before the end"
-    assert run.done == len(expected) + len(aside), (run.done, len(expected), len(aside))
+    assert run.done == len(expected), (run.done, len(expected), len(aside))
+    assert run.quarantined == len(aside), (run.quarantined, len(aside))
 
 
 def token_forms(rows: Iterable[Row]) -> set[str]:

@@ -78,11 +78,15 @@ def test_a_few_bad_rows__quarantined_listed_then_retry_quarantined_does_just_tho
     assert f"finished with 3 quarantined rows (keys {bad})" in line
     assert f"`runjob {FAILING} --retry-quarantined`" in line
     (run,) = runs_of(FAILING)
-    assert (run.state, run.quarantined, run.done) == (State.QUARANTINED, 3, 3_000)
+    # Done is committed work only: the three rows set aside still hold their old tokens.
+    assert (run.state, run.quarantined, run.done) == (State.QUARANTINED, 3, 2_997)
     events = events_of(first.stdout)
     assert sorted(e["key"] for e in events if e["event"] == "job.quarantined") == bad
     (finished,) = [e for e in events if e["event"] == "job.finished"]
     assert (finished["state"], finished["quarantined"]) == ("succeeded_with_quarantine", 3)
+    assert (finished["done"], finished["total"]) == (2_997, 3_000)
+    last = [e for e in events if e["event"] == "job.progress"][-1]
+    assert (last["done"], last["quarantined"], last["percent"]) == (2_997, 3, 99.9)
     counts = rotation_audit.counts()
     assert all(pk not in counts for pk in bad)
     assert sum(counts.values()) == 3_000 - 3 and set(counts.values()) == {1}
@@ -125,6 +129,8 @@ def test_max_quarantined__more_bad_rows_than_allowed_fails_the_run(
     (run,) = runs_of(FAILING)
     assert (run.state, run.quarantined) == (State.FAILED, 1)
     assert "--max-quarantined" in run.error_message
+    (failed,) = [e for e in events_of(result.stdout) if e["event"] == "job.failed"]
+    assert (failed["done"], failed["quarantined"]) == (run.done, 1), "the event tells the truth"
     # Stopped at the second bad row: everything before it done (bar the first bad row).
     assert run.cursor < bad[1]
     assert_checkpoint_consistent(rotation_audit, run, keys, quarantined=bad[:1])
