@@ -1,7 +1,8 @@
 """Runs in the Django admin: state, progress, ETA, audit trail; pause, cancel, live tuning.
 
 Everything is read-only but ``tuning``: a run is changed by its runner, and an operator
-steers it through the same requests ``runjob --pause/--cancel/--tune`` make.
+steers it through the same requests ``runjob --pause/--cancel/--tune`` make. Steering needs
+``batchjobs.control_jobrun``; ``view_jobrun`` only shows runs.
 """
 
 from __future__ import annotations
@@ -81,6 +82,18 @@ class JobRunAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_control_permission(self, request: HttpRequest) -> bool:
+        """Pause, cancel and tuning steer a production job: a grant of its own, so that
+        someone may watch runs without being able to stop them. Actions name it as
+        ``permissions=["control"]``; Django then neither offers nor runs them without it."""
+        return request.user.has_perm("batchjobs.control_jobrun")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Editing a run is tuning it, so it takes ``control_jobrun`` and ``change_jobrun``
+        grants nothing more than viewing. Without it Django shows the form read-only and
+        answers a POST with 403 before ``save_model`` runs."""
+        return self.has_control_permission(request)
+
     def save_model(self, request: HttpRequest, obj: JobRun, form: Any, change: bool) -> None:
         """Only tuning is the operator's, and it goes through the same checked request as
         ``runjob --tune``. Never ``obj.save()``: writing the whole row back would move the
@@ -121,10 +134,10 @@ class JobRunAdmin(admin.ModelAdmin):
             except BatchJobError as exc:
                 self.message_user(request, str(exc), level=messages.WARNING)
 
-    @admin.action(description="Pause the selected jobs' unfinished runs")
+    @admin.action(description="Pause the selected jobs' unfinished runs", permissions=["control"])
     def pause(self, request: HttpRequest, runs: QuerySet[JobRun]) -> None:
         self._request(request, runs, "pause")
 
-    @admin.action(description="Cancel the selected jobs' unfinished runs")
+    @admin.action(description="Cancel the selected jobs' unfinished runs", permissions=["control"])
     def cancel(self, request: HttpRequest, runs: QuerySet[JobRun]) -> None:
         self._request(request, runs, "cancel")

@@ -101,6 +101,8 @@ class JobRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Seeing a run (view) and steering it (pause, cancel, tuning) are separate grants.
+        permissions = [("control_jobrun", "Can pause, cancel and tune runs")]
         constraints = [
             models.UniqueConstraint(
                 fields=["job"],

@@ -1,4 +1,5 @@
-"""Runs in the Django admin: what an operator sees, and the pause/cancel actions."""
+"""Runs in the Django admin: what an operator sees, the pause/cancel actions and tuning, and
+who may use them."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ import socket
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission, User
+from django.contrib.messages import get_messages
+from django.http import HttpResponse
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from batchjobs.admin import JobRunAdmin
 from batchjobs.models import JobRun, QuarantinedRow, State
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
@@ -130,3 +136,149 @@ def test_admin__bad_tuning_is_refused_with_a_message(admin_client) -> None:
     assert run.tuning == {}
     # The admin capitalises the first letter of a message.
     assert "Tuning values must be numbers" in response.content.decode()
+
+
+# Who may steer a run. Pause, cancel and tuning need ``batchjobs.control_jobrun``; viewing
+# (or the model's change permission, which grants nothing more) does not steer anything.
+USERS: dict[str, tuple[bool, bool, tuple[str, ...]]] = {
+    # name: (is_staff, is_superuser, permissions)
+    "anonymous": (False, False, ()),
+    "non_staff_with_control": (False, False, ("view_jobrun", "control_jobrun")),
+    "staff_without_permissions": (True, False, ()),
+    "staff_with_view": (True, False, ("view_jobrun",)),
+    "staff_with_view_and_change": (True, False, ("view_jobrun", "change_jobrun")),
+    "staff_with_control_only": (True, False, ("control_jobrun",)),
+    "staff_with_view_and_control": (True, False, ("view_jobrun", "control_jobrun")),
+    "superuser": (True, True, ()),
+}
+MAY_CONTROL = {"staff_with_control_only", "staff_with_view_and_control", "superuser"}
+CANNOT_CONTROL = ["staff_with_view", "staff_with_view_and_change"]
+
+
+def _outcome(user: str, *, refused: str) -> str:
+    """What the admin answers ``user``: the admin's own gate first, then ours."""
+    if user in ("anonymous", "non_staff_with_control"):
+        return "login"
+    if user == "staff_without_permissions":
+        return "forbidden"
+    return "done" if user in MAY_CONTROL else refused
+
+
+def _log_in(client: Client, name: str) -> Client:
+    if name == "anonymous":
+        return client
+    is_staff, is_superuser, codenames = USERS[name]
+    user = User.objects.create_user(name, is_staff=is_staff, is_superuser=is_superuser)
+    perms = Permission.objects.filter(content_type__app_label="batchjobs", codename__in=codenames)
+    assert perms.count() == len(codenames)  # a typo must not pass as "no permission"
+    user.user_permissions.set(perms)
+    client.force_login(user)
+    return client
+
+
+def _messages(response: HttpResponse) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def _assert_sent_to_login(response: HttpResponse) -> None:
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("admin:login") + "?next=")
+
+
+@pytest.mark.parametrize("kind", ["live", "dead"])
+@pytest.mark.parametrize("action", ["pause", "cancel"])
+@pytest.mark.parametrize("user", USERS)
+def test_admin__actions_need_control_permission(
+    client: Client, user: str, action: str, kind: str
+) -> None:
+    if kind == "live":  # asked through requested_action, at its next chunk
+        run = _live()
+        before, after = (State.RUNNING, ""), (State.RUNNING, action)
+    else:  # no live process: changed at once, and cancel is final
+        run = JobRun.objects.create(job="rotate_ticket_tokens", state=State.INTERRUPTED)
+        target = State.PAUSED if action == "pause" else State.CANCELLED
+        before, after = (State.INTERRUPTED, ""), (target, "")
+    response = _log_in(client, user).post(
+        reverse(CHANGELIST), {"action": action, "index": 0, "_selected_action": [run.pk]}
+    )
+    run.refresh_from_db()
+    outcome = _outcome(user, refused="not_offered")
+    assert (run.state, run.requested_action) == (after if outcome == "done" else before)
+    if outcome == "login":
+        _assert_sent_to_login(response)
+    elif outcome == "forbidden":
+        assert response.status_code == 403
+    elif outcome == "not_offered":
+        # A forged POST: the user is offered no action at all, so Django ignores it and
+        # shows the list, as for a GET.
+        assert response.status_code == 200
+        assert response.context["action_form"] is None
+        assert _messages(response) == []
+    else:
+        assert (response.status_code, response.url) == (302, reverse(CHANGELIST))
+        [message] = _messages(response)
+        assert message.startswith(f"Asked run #{run.pk}" if kind == "live" else f"Run #{run.pk}")
+
+
+@pytest.mark.parametrize("user", USERS)
+def test_admin__tuning_needs_control_permission(client: Client, user: str) -> None:
+    run = _live()
+    url = reverse("admin:batchjobs_jobrun_change", args=[run.pk])
+    response = _log_in(client, user).post(url, {"tuning": '{"sleep": 0.5}', **INLINE})
+    run.refresh_from_db()
+    outcome = _outcome(user, refused="forbidden")
+    assert run.tuning == ({"sleep": 0.5} if outcome == "done" else {})
+    if outcome == "login":
+        _assert_sent_to_login(response)
+    elif outcome == "forbidden":
+        assert response.status_code == 403
+    else:
+        assert (response.status_code, response.url) == (302, reverse(CHANGELIST))
+        assert f"Run #{run.pk} of rotate_ticket_tokens will use sleep=0.5" in _messages(response)[0]
+
+
+@pytest.mark.parametrize("user", [*CANNOT_CONTROL, *sorted(MAY_CONTROL)])
+def test_admin__pause_and_cancel_are_offered_only_with_control(client: Client, user: str) -> None:
+    _live()
+    response = _log_in(client, user).get(reverse(CHANGELIST))
+    assert response.status_code == 200
+    form = response.context["action_form"]
+    offered = {value for value, _ in form.fields["action"].choices} if form else set()
+    if user in MAY_CONTROL:
+        assert {"pause", "cancel"} <= offered
+    else:
+        assert not {"pause", "cancel"} & offered
+
+
+@pytest.mark.parametrize("user", [*CANNOT_CONTROL, *sorted(MAY_CONTROL)])
+def test_admin__tuning_is_read_only_without_control(client: Client, user: str) -> None:
+    run = _live(tuning={"sleep": 0.25})
+    url = reverse("admin:batchjobs_jobrun_change", args=[run.pk])
+    html = _log_in(client, user).get(url).content.decode()
+    assert ('name="tuning"' in html) is (user in MAY_CONTROL)
+    assert "0.25" in html  # shown either way
+
+
+def test_admin__forged_pause_is_refused_like_any_unavailable_action(client: Client) -> None:
+    """A user who is offered some action (here delete) but not pause: a forged POST fails
+    Django's action form, which says so and redirects back without running anything."""
+    run = JobRun.objects.create(job="rotate_ticket_tokens", state=State.INTERRUPTED)
+    user = User.objects.create_user("deleter", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_jobrun", "delete_jobrun"])
+    )
+    client.force_login(user)
+    response = client.post(
+        reverse(CHANGELIST), {"action": "pause", "index": 0, "_selected_action": [run.pk]}
+    )
+    run.refresh_from_db()
+    assert (run.state, run.requested_action) == (State.INTERRUPTED, "")
+    assert (response.status_code, response.url) == (302, reverse(CHANGELIST))
+    assert _messages(response) == ["No action selected."]
+
+
+def test_admin__every_action_declares_the_control_permission() -> None:
+    """A new action must not forget the permission: Django runs an action that declares none
+    for anyone who may view the list."""
+    for name in JobRunAdmin.actions:
+        assert list(getattr(JobRunAdmin, name).allowed_permissions) == ["control"], name
