@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from batchjobs import control
 from batchjobs.exceptions import BatchJobError, InvalidOption
-from batchjobs.models import JobRun, QuarantinedRow
+from batchjobs.models import UNFINISHED, JobRun, QuarantinedRow
 from batchjobs.progress import format_duration
 
 
@@ -81,6 +81,19 @@ class JobRunAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """An unfinished run is never deleted: its process would lose its checkpoint and
+        the one-run-at-a-time guard. Cancel it first; a finished run's record may go."""
+        if obj is not None and obj.state in UNFINISHED:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # "Delete selected" would delete unfinished runs too (it asks without an object).
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
     def has_control_permission(self, request: HttpRequest) -> bool:
         """Pause, cancel and tuning steer a production job: a grant of its own, so that

@@ -260,8 +260,8 @@ def test_admin__tuning_is_read_only_without_control(client: Client, user: str) -
 
 
 def test_admin__forged_pause_is_refused_like_any_unavailable_action(client: Client) -> None:
-    """A user who is offered some action (here delete) but not pause: a forged POST fails
-    Django's action form, which says so and redirects back without running anything."""
+    """A user with delete but not control: no action is offered at all (bulk delete is
+    withdrawn, it would delete unfinished runs), and a forged POST runs nothing."""
     run = JobRun.objects.create(job="rotate_ticket_tokens", state=State.INTERRUPTED)
     user = User.objects.create_user("deleter", is_staff=True)
     user.user_permissions.set(
@@ -273,8 +273,9 @@ def test_admin__forged_pause_is_refused_like_any_unavailable_action(client: Clie
     )
     run.refresh_from_db()
     assert (run.state, run.requested_action) == (State.INTERRUPTED, "")
-    assert (response.status_code, response.url) == (302, reverse(CHANGELIST))
-    assert _messages(response) == ["No action selected."]
+    assert response.status_code == 200
+    assert _messages(response) == []
+    assert 'name="action"' not in response.content.decode()
 
 
 def test_admin__every_action_declares_the_control_permission() -> None:
@@ -282,3 +283,21 @@ def test_admin__every_action_declares_the_control_permission() -> None:
     for anyone who may view the list."""
     for name in JobRunAdmin.actions:
         assert list(getattr(JobRunAdmin, name).allowed_permissions) == ["control"], name
+
+
+def test_admin__an_unfinished_run_cannot_be_deleted(admin_client) -> None:
+    """Deleting a live run would drop its checkpoint and the one-run-at-a-time guard."""
+    live = _live()
+    finished = JobRun.objects.create(job="rotate_ticket_tokens", state=State.SUCCEEDED)
+    refused = admin_client.post(
+        reverse("admin:batchjobs_jobrun_delete", args=[live.pk]), {"post": "yes"}
+    )
+    assert refused.status_code == 403
+    assert JobRun.objects.filter(pk=live.pk).exists()
+    page = admin_client.get(reverse(CHANGELIST)).content.decode()
+    assert "delete_selected" not in page
+    deleted = admin_client.post(
+        reverse("admin:batchjobs_jobrun_delete", args=[finished.pk]), {"post": "yes"}
+    )
+    assert deleted.status_code == 302
+    assert not JobRun.objects.filter(pk=finished.pk).exists()
