@@ -14,7 +14,7 @@ from batchjobs import Chunk, ResumableJob
 from batchjobs.exceptions import JobFailed
 from batchjobs.models import JobRun, State
 from batchjobs.runner import Runner, RunOptions
-from tests.testapp.models import Group, Member
+from tests.testapp.models import Group, Member, Restaurant
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -82,3 +82,25 @@ def test_run__a_join_the_library_cannot_see_fails_naming_the_fix(grouped: list[i
         Runner(HiddenJoin(), RunOptions(batch_size=40)).run()
     assert "(batchjobs.exceptions.JobDefinitionError)" in str(caught.value)
     assert not Member.objects.filter(notified__gt=0).exists()  # nothing was processed
+
+
+def test_run__a_job_over_an_inherited_model_writes_parent_and_child_columns() -> None:
+    for i in range(90):
+        Restaurant.objects.create(name=f"r{i}", ref=f"ref{i}", code=f"code{i}")
+
+    class RenameRestaurants(ResumableJob):
+        name = "test_rename_restaurants"
+        description = "Rename every restaurant (the name lives in the parent's table)."
+
+        def get_queryset(self) -> QuerySet[Restaurant]:
+            return Restaurant.objects.all()
+
+        def process(self, chunk: Chunk) -> int:
+            return chunk.update(name=[f"renamed {k}" for k in chunk.keys], rating=5)
+
+    outcome = Runner(RenameRestaurants(), RunOptions(batch_size=25)).run()
+
+    assert outcome.exit_code == 0, outcome.message
+    assert outcome.message.endswith("succeeded: 90 rows.")
+    rows = Restaurant.objects.values_list("pk", "name", "rating")
+    assert all((name, rating) == (f"renamed {pk}", 5) for pk, name, rating in rows)
