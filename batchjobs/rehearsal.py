@@ -77,7 +77,7 @@ def rehearse(
                     if sql_values is not None:
                         changed = chunk.queryset.update(**sql_values)
                     else:
-                        changed = job.process(chunk)
+                        changed = _process_rehearsing(job, chunk)
             except Exception as exc:
                 error_class, message = retry.describe(exc)
                 error = f"{message} ({error_class})"
@@ -86,3 +86,13 @@ def rehearse(
                 changed = len(keys)
         transaction.set_rollback(True, using=alias)
     return Rehearsal(sample=len(keys), changed=changed, total=total, seconds=elapsed, error=error)
+
+
+def _process_rehearsing(job: ResumableJob, chunk: Chunk) -> Any:
+    """``job.process(chunk)`` with ``job.rehearsing`` set: the rollback undoes database
+    writes only, so a job with outside effects must be able to tell."""
+    job.rehearsing = True
+    try:
+        return job.process(chunk)
+    finally:
+        job.rehearsing = False

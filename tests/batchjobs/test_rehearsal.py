@@ -6,7 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db import transaction
 
+from batchjobs import Chunk
 from batchjobs.models import JobRun
 from batchjobs.rehearsal import Rehearsal, rehearse
 from jobs.rotate_ticket_tokens import RotateTicketTokens
@@ -14,6 +16,8 @@ from tests.batchjobs.fakes import CollidingRotation
 from tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+NOTIFYING = "scenario_notifying_rotation"  # tests/scenario_jobs/side_effects.py
 
 
 def _rows() -> dict[int, tuple[Any, ...]]:
@@ -71,3 +75,57 @@ def test_rehearsal__projection_arithmetic() -> None:
     result = Rehearsal(sample=100, changed=100, total=1_000_000, seconds=0.5, error=None)
     assert result.seconds_per_row == 0.005
     assert result.projected_seconds == 5_000
+
+
+# -- a job with effects outside the database ------------------------------------------------
+
+
+@pytest.mark.usefixtures("registry_snapshot")
+def test_rehearse__the_job_knows_it_is_rehearsing_and_only_then(seed) -> None:
+    class Recording(RotateTicketTokens):
+        name = "test_rehearsal_recording"
+        description = "Remembers what rehearsing said during each process call."
+
+        def __init__(self) -> None:
+            self.seen: list[bool] = []
+
+        def process(self, chunk: Chunk) -> int:
+            self.seen.append(self.rehearsing)
+            return super().process(chunk)
+
+    seed(5)
+    job = Recording()
+    assert job.rehearsing is False
+    rehearse(job, sample=5)
+    assert (job.seen, job.rehearsing) == ([True], False)
+
+
+@pytest.mark.usefixtures("registry_snapshot")
+def test_rehearse__side_effects_deferred_to_on_commit_never_happen(seed, tmp_path) -> None:
+    sent = tmp_path / "sent"
+
+    class Deferring(RotateTicketTokens):
+        name = "test_rehearsal_deferring"
+        description = "Notifies once the chunk's transaction commits."
+
+        def process(self, chunk: Chunk) -> int:
+            transaction.on_commit(lambda: sent.write_text(f"{len(chunk)} notified"))
+            return super().process(chunk)
+
+    seed(5)
+    assert rehearse(Deferring(), sample=5).changed == 5
+    assert not sent.exists()
+
+
+def test_runjob__dry_run_of_a_job_with_outside_effects_performs_none(seed, cli, tmp_path) -> None:
+    seed(20)
+    notified = tmp_path / "notified"
+    env = {"SCENARIO_NOTIFY_FILE": str(notified)}
+    rehearsed = cli.run("runjob", NOTIFYING, "--dry-run", env=env)
+    assert rehearsed.returncode == 0, rehearsed.stderr
+    assert "rows that would change: 20" in rehearsed.stdout
+    assert not notified.exists()
+    # The same job in a real run, which sets nothing: rehearsing is False, it notifies.
+    ran = cli.run("runjob", NOTIFYING, "--log-format", "json", env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert len(notified.read_text().splitlines()) == 20
