@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.db import transaction
 
 from batchjobs import Chunk
@@ -17,6 +19,7 @@ from tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+JOB = RotateTicketTokens.name
 NOTIFYING = "scenario_notifying_rotation"  # tests/scenario_jobs/side_effects.py
 
 
@@ -129,3 +132,32 @@ def test_runjob__dry_run_of_a_job_with_outside_effects_performs_none(seed, cli, 
     ran = cli.run("runjob", NOTIFYING, "--log-format", "json", env=env)
     assert ran.returncode == 0, ran.stderr
     assert len(notified.read_text().splitlines()) == 20
+
+
+# -- the sample is one chunk at most --------------------------------------------------------
+
+
+def test_rehearse__sample_is_capped_at_the_largest_chunk(seed, settings) -> None:
+    settings.BATCHJOBS_MAX_CHUNK_SIZE = 12
+    seed(30)
+    before = _rows()
+    result = rehearse(RotateTicketTokens(), sample=1_000_000_000)
+    assert (result.sample, result.changed, result.total, result.capped_at) == (12, 12, 30, 12)
+    assert rehearse(RotateTicketTokens(), sample=12).capped_at is None
+    assert _rows() == before
+
+
+def test_runjob__dry_run_with_a_huge_batch_size_says_the_sample_was_capped(seed, settings) -> None:
+    settings.BATCHJOBS_MAX_CHUNK_SIZE = 12
+    seed(30)
+    out = io.StringIO()
+    call_command(
+        "runjob", JOB, "--dry-run", "--batch-size", "1000000000", stdout=out, stderr=io.StringIO()
+    )
+    lines = out.getvalue().splitlines()
+    assert lines[:3] == [
+        f"Dry run of {JOB} on 12 rows (rolled back):",
+        "  sample capped at 12 rows, the largest chunk (asked for 1,000,000,000): one "
+        "transaction must not lock the whole table.",
+        "  rows that would change: 12",
+    ]
