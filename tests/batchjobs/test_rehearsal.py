@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db import transaction
+from django.db.models import F, QuerySet
 
-from batchjobs import Chunk
+from batchjobs import Chunk, ResumableJob
 from batchjobs.models import JobRun
 from batchjobs.rehearsal import Rehearsal, rehearse
 from jobs.rotate_ticket_tokens import RotateTicketTokens
 from tests.batchjobs.fakes import CollidingRotation
+from tests.testapp.models import Group, Member
 from tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -161,3 +163,25 @@ def test_runjob__dry_run_with_a_huge_batch_size_says_the_sample_was_capped(seed,
         "transaction must not lock the whole table.",
         "  rows that would change: 12",
     ]
+
+
+@pytest.mark.usefixtures("registry_snapshot")
+def test_rehearse__a_to_many_filter_samples_and_counts_each_row_once(transactional_db) -> None:
+    a, b = Group.objects.create(name="a"), Group.objects.create(name="b")
+    people = Member.objects.bulk_create(Member(name=f"m{i}") for i in range(20))
+    for person in people[:10]:
+        person.groups.add(a, b)
+
+    class Notify(ResumableJob):
+        name = "test_rehearsal_notify_groups"
+        description = "Notify the members of groups a and b."
+
+        def get_queryset(self) -> QuerySet[Member]:
+            return Member.objects.filter(groups__name__in=["a", "b"])
+
+        def process(self, chunk: Chunk) -> int:
+            assert len(set(chunk.keys)) == len(chunk.keys)
+            return chunk.update(notified=F("notified") + 1)
+
+    result = rehearse(Notify(), sample=8)
+    assert (result.sample, result.changed, result.total, result.error) == (8, 8, 10, None)
