@@ -12,6 +12,10 @@ prepared statement executed for every row, inside the chunk's transaction. Other
 Django's ``bulk_update``. Never a CASE/WHEN statement for a large chunk: Django's is slow to
 build and, on PostgreSQL, crosses the JIT threshold (docs/decisions.md has the figures).
 
+Multi-table inheritance: a child's inherited fields are columns of an ancestor's table, so
+the fields are grouped by the table that holds them and each table gets its own statement
+(``_update_tables``); the usual case, one table, takes one statement as above.
+
 Values are sent through the raw DB-API cursor. With ``DEBUG=True`` Django's debug cursor
 would log each statement with its values and keep it in ``connection.queries``: for a
 token rotation that is a secret in the logs and a chunk-sized string per statement in
