@@ -40,6 +40,13 @@ class ResumableJob:
     description: ClassVar[str] = ""
     key: ClassVar[str] = "pk"
     abstract: ClassVar[bool] = True
+    # True while ``runjob --dry-run`` rehearses ``process`` on a sample, in a transaction
+    # that is rolled back; False in a real run. The rollback undoes the job's database
+    # writes and nothing else: a file, an e-mail or a call to another service happens for
+    # real unless ``process`` skips it when rehearsing (or defers it with
+    # ``transaction.on_commit``, which a rolled-back transaction never runs). Set by the
+    # library on the instance; a job only reads it.
+    rehearsing: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -68,6 +75,7 @@ class ResumableJob:
     def process(self, chunk: Chunk) -> int | None:
         """Do the work for one chunk. Runs inside the chunk's transaction, which also moves
         the checkpoint; it may run again for the same rows if the transaction is retried.
+        Under ``--dry-run`` it runs on a sample that is rolled back: see ``rehearsing``.
         Return the number of rows changed, if known."""
         raise NotImplementedError
 

@@ -7,12 +7,14 @@ the table it is (OFFSET would rescan everything before it: see docs/decisions.md
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import islice, pairwise
 from typing import Any
 
 from django.db import models
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from batchjobs.bulk import update_by_key
 from batchjobs.exceptions import JobDefinitionError
@@ -46,24 +48,87 @@ def key_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
     return field_
 
 
+def joins_to_many(queryset: QuerySet[Any]) -> bool:
+    """Does the queryset's SQL join a to-many relation (a reverse foreign key, a many-to-many),
+    so that one row of the model can come out once per related row?
+
+    ``filter(groups__name__in=["a", "b"])`` yields a member of both groups twice. Joins to
+    one row (a forward foreign key, a parent or child table of multi-table inheritance)
+    cannot, nor can ``exclude()`` or ``Exists()``, which Django writes as subqueries.
+    """
+    query = queryset.query
+    for alias, join in query.alias_map.items():
+        relation = getattr(join, "join_field", None)  # None: the base table
+        if relation is None or not query.alias_refcount.get(alias):
+            continue
+        if relation.one_to_many or relation.many_to_many:
+            return True
+    return False
+
+
+def unique_rows(queryset: QuerySet[Any], key: str) -> QuerySet[Any]:
+    """The queryset's rows, each once: the queryset itself unless it joins a to-many relation;
+    then the model's rows for which the queryset has a match (a semi-join, ``EXISTS``).
+
+    ``distinct()`` would de-duplicate too, but Django refuses ``delete()`` on it, and it
+    makes the database sort or hash every joined row; the semi-join keeps the seek on the
+    key's index and leaves ``chunk.queryset`` a plain queryset of the model. Only the
+    filter carries over: ``select_related``, annotations and the like of a to-many
+    queryset are not on the semi-join's rows (add them to ``chunk.queryset`` in ``process``).
+    """
+    if not joins_to_many(queryset):
+        return queryset
+    rows = queryset.model._base_manager.filter(Exists(queryset.filter(**{key: OuterRef(key)})))
+    return rows.using(queryset._db) if queryset._db else rows
+
+
+def check_unique_keys(keys: Sequence[Any], model: type[models.Model], key: str) -> None:
+    """Refuse a chunk in which a key repeats: its row would be processed and counted twice.
+
+    The keys come ``ORDER BY key`` from the database, so a repeat is always next to itself.
+    Comparing neighbours for equality (not ``<``) holds for every key type and collation
+    (Python's order of two strings need not be the database's), and it is cheap: a C-level
+    pass, about 0.5 ms for 20,000 integer keys, 2 ms for UUIDs.
+    """
+    if not any(map(operator.eq, keys, islice(keys, 1, None))):
+        return
+    for before, after in pairwise(keys):
+        if before == after:
+            raise JobDefinitionError(
+                f"The job's queryset of {model.__name__} yields the key {key}={before!r} more "
+                "than once (a join the library cannot see, through extra() or a view?). "
+                "Select each row once: filter with Exists(...) or "
+                f"{key}__in=Subquery(...) instead of across the relation."
+            )
+
+
 @dataclass(frozen=True)
 class Keyset:
-    """The job's rows, seen as an ordered sequence of keys up to ``upto`` (inclusive)."""
+    """The job's rows, seen as an ordered sequence of keys up to ``upto`` (inclusive).
+
+    Every row counts once, also when the job's filter crosses a to-many relation: planning,
+    the run's total and ``chunk.queryset`` all read ``unique_rows`` of the queryset.
+    """
 
     queryset: QuerySet[Any]
     key: str
     upto: Any
     _field: models.Field[Any, Any] = field(init=False, repr=False, compare=False)
+    _rows: QuerySet[Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_field", key_field(self.queryset.model, self.key))
+        field_ = key_field(self.queryset.model, self.key)
+        object.__setattr__(self, "_field", field_)
+        object.__setattr__(self, "_rows", unique_rows(self.queryset, field_.name))
 
     @property
     def name(self) -> str:
         return self._field.name
 
     def bounded(self) -> QuerySet[Any]:
-        qs = self.queryset
+        """The job's rows up to the high-water mark, each once (its ``count()`` is the run's
+        total)."""
+        qs = self._rows
         return qs if self.upto is None else qs.filter(**{f"{self.name}__lte": self.upto})
 
     def next_keys(self, *, after: Any, limit: int) -> list[Any]:
@@ -73,7 +138,9 @@ class Keyset:
         qs = self.bounded()
         if after is not None:
             qs = qs.filter(**{f"{self.name}__gt": after})
-        return list(qs.order_by(self.name).values_list(self.name, flat=True)[:limit])
+        keys = list(qs.order_by(self.name).values_list(self.name, flat=True)[:limit])
+        check_unique_keys(keys, self.queryset.model, self.name)
+        return keys
 
     def next_range(self, *, after: Any, limit: int) -> tuple[Any, int] | None:
         """``(last key, rows)`` of the next ``limit`` rows after ``after``, without fetching
@@ -94,12 +161,12 @@ class Keyset:
 
     def between(self, after: Any, last: Any) -> QuerySet[Any]:
         """The job's rows after ``after`` (exclusive) up to ``last`` (inclusive)."""
-        qs = self.queryset.filter(**{f"{self.name}__lte": last})
+        qs = self._rows.filter(**{f"{self.name}__lte": last})
         return qs if after is None else qs.filter(**{f"{self.name}__gt": after})
 
     def range(self, first: Any, last: Any) -> QuerySet[Any]:
         """The job's rows between two keys, both included."""
-        return self.queryset.filter(**{f"{self.name}__gte": first, f"{self.name}__lte": last})
+        return self._rows.filter(**{f"{self.name}__gte": first, f"{self.name}__lte": last})
 
     def encode(self, value: Any) -> Any:
         """A key as JSON for the checkpoint (UUIDs and the like become strings)."""

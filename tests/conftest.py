@@ -75,7 +75,7 @@ class Cli:
         return {
             **os.environ,
             "DATABASE_URL": self.url,
-            "DJANGO_SETTINGS_MODULE": "settings",
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
             "PYTHONUNBUFFERED": "1",
             "BATCHJOBS_EXTRA_JOB_PACKAGES": "tests.scenario_jobs",
             **extra,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from django.db import connection, reset_queries
@@ -12,6 +13,7 @@ from django.db.models.functions import Concat, Now, Upper
 from batchjobs import update_by_key
 from batchjobs.bulk import _update_bulk_update
 from batchjobs.models import JobRun
+from tests.testapp.models import Pizzeria, Place, Restaurant
 from tickets.models import Ticket
 from tickets.seeding import seed
 from tickets.tokens import new_tokens
@@ -197,3 +199,102 @@ def test_update_by_key__fallback_for_other_backends_uses_bulk_update(ids: list[i
     )
     assert _column("token", keys) == tokens
     assert set(_column("status", keys)) == {"closed"}
+
+
+# -- multi-table inheritance (tests.testapp): a child's fields live in two or three tables --
+
+
+@pytest.fixture
+def restaurants() -> list[int]:
+    for i in range(6):
+        Restaurant.objects.create(name=f"r{i}", city="old", ref=f"ref{i}", code=f"code{i}")
+    Place.objects.create(name="not a restaurant", ref="plain")
+    return sorted(Restaurant.objects.values_list("pk", flat=True))
+
+
+def _restaurant_rows(keys: list[int]) -> list[tuple[str, str, int]]:
+    rows = {r.pk: (r.name, r.city, r.rating) for r in Restaurant.objects.filter(pk__in=keys)}
+    return [rows[k] for k in keys]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"name": ["a", "b", "c"]}, [("a", "old", 0), ("b", "old", 0), ("c", "old", 0)]),
+        ({"rating": [7, 8, 9]}, [("r1", "old", 7), ("r2", "old", 8), ("r3", "old", 9)]),
+        (
+            {"name": ["a", "b", "c"], "rating": [7, 8, 9]},
+            [("a", "old", 7), ("b", "old", 8), ("c", "old", 9)],
+        ),
+        ({"city": "new"}, [("r1", "new", 0), ("r2", "new", 0), ("r3", "new", 0)]),
+        ({"rating": 5}, [("r1", "old", 5), ("r2", "old", 5), ("r3", "old", 5)]),
+        ({"city": "new", "rating": 5}, [("r1", "new", 5), ("r2", "new", 5), ("r3", "new", 5)]),
+        (
+            {"name": ["a", "b", "c"], "city": Concat(F("name"), Value("!")), "rating": 4},
+            [("a", "r1!", 4), ("b", "r2!", 4), ("c", "r3!", 4)],
+        ),
+    ],
+    ids=[
+        "parent-list",
+        "child-list",
+        "both-lists",
+        "parent-constant",
+        "child-constant",
+        "both-constants",
+        "mixed-with-expression",
+    ],
+)
+@pytest.mark.parametrize("key", ["pk", "code", "ref"], ids=["pk", "child-key", "parent-key"])
+def test_update_by_key__multi_table_inheritance_writes_each_field_to_its_own_table(
+    restaurants: list[int], key: str, values: dict[str, Any], expected: list[tuple[Any, ...]]
+) -> None:
+    keys = restaurants[1:4]
+    key_values = list(
+        Restaurant.objects.filter(pk__in=keys).order_by("pk").values_list(key, flat=True)
+    )
+    changed = update_by_key(
+        Restaurant, key=key, keys=key_values, values=values, bounds=(key_values[0], key_values[-1])
+    )
+    assert changed == 3
+    assert _restaurant_rows(keys) == expected
+    others = [k for k in restaurants if k not in keys]
+    assert _restaurant_rows(others) == [(f"r{restaurants.index(k)}", "old", 0) for k in others]
+    assert Place.objects.get(ref="plain").name == "not a restaurant"
+
+
+def test_update_by_key__three_levels_of_inheritance(restaurants: list[int]) -> None:
+    pizzerias = [
+        Pizzeria.objects.create(name=f"p{i}", ref=f"pref{i}", code=f"pcode{i}") for i in range(3)
+    ]
+    keys = [p.pk for p in pizzerias]
+    changed = update_by_key(
+        Pizzeria,
+        key="pk",
+        keys=keys,
+        values={"name": ["x", "y", "z"], "rating": 3, "oven": ["wood", "gas", "wood"]},
+    )
+    assert changed == 3
+    rows = Pizzeria.objects.filter(pk__in=keys).order_by("pk")
+    assert [(p.name, p.rating, p.oven) for p in rows] == [
+        ("x", 3, "wood"),
+        ("y", 3, "gas"),
+        ("z", 3, "wood"),
+    ]
+    assert _restaurant_rows(restaurants) == [(f"r{i}", "old", 0) for i in range(6)]
+
+
+def test_update_by_key__inherited_rows_deleted_meanwhile_are_skipped(restaurants: list[int]):
+    codes = [f"code{i}" for i in range(3)]
+    Restaurant.objects.filter(code="code1").delete()
+    changed = update_by_key(
+        Restaurant, key="code", keys=codes, values={"name": ["a", "b", "c"], "rating": [1, 2, 3]}
+    )
+    assert changed == 2
+    names = dict(Restaurant.objects.values_list("code", "name"))
+    assert (names["code0"], names["code2"]) == ("a", "c")
+
+
+def test_update_by_key__a_parent_model_is_one_table(restaurants: list[int]) -> None:
+    keys = restaurants[:2]
+    assert update_by_key(Place, key="pk", keys=keys, values={"name": ["p", "q"]}) == 2
+    assert [n for n, _, _ in _restaurant_rows(keys)] == ["p", "q"]

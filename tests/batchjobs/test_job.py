@@ -139,6 +139,7 @@ def test_job__optional_hooks_default_to_nothing() -> None:
 
     job = Plain()
     assert job.key == "pk"
+    assert job.rehearsing is False  # a real run sets nothing: only a rehearsal sets it
     assert job.sql_values(object()) is None
     info = RunInfo(run_id=1, started_at=datetime.now(UTC), high_water_mark=10)
     assert job.pending(info) is None

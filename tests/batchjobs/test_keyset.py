@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from django.db import connection, models
+from django.db.models import Exists, F, OuterRef
 from django.test.utils import CaptureQueriesContext, isolate_apps
 
+from batchjobs import keyset as keyset_module
 from batchjobs.exceptions import JobDefinitionError
 from batchjobs.keyset import Chunk, Keyset, check_queryset, high_water_mark, key_field
+from tests.testapp.models import Group, Member, Note, Restaurant
 from tickets.models import Ticket
 from tickets.seeding import seed
 
@@ -177,3 +181,113 @@ def test_chunk__update_sets_values_on_its_rows_only(ids: list[int]) -> None:
     assert set(Ticket.objects.filter(pk__in=ids[3:8]).values_list("status", flat=True)) == {
         "closed"
     }
+
+
+# -- a filter across a to-many relation (tests.testapp) ----------------------------------
+
+
+@pytest.fixture
+def members() -> dict[str, list[int]]:
+    """Ten members; the first four in groups a AND b, the next three in a, the last three in
+    none. Members 0, 1 and 5 have two notes each."""
+    a, b = Group.objects.create(name="a"), Group.objects.create(name="b")
+    people = [Member.objects.create(name=f"m{i}") for i in range(10)]
+    for person in people[:4]:
+        person.groups.add(a, b)
+    for person in people[4:7]:
+        person.groups.add(a)
+    for i in (0, 1, 5):
+        Note.objects.bulk_create(Note(member=people[i], text=f"note {n}") for n in range(2))
+    ids = [p.pk for p in people]
+    return {"in_a_or_b": ids[:7], "with_notes": [ids[0], ids[1], ids[5]], "all": ids}
+
+
+def _walk(keyset: Keyset, limit: int) -> list[Any]:
+    walked, after = [], None
+    while keys := keyset.next_keys(after=after, limit=limit):
+        walked += keys
+        after = keys[-1]
+    return walked
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("queryset", "expected"),
+    [
+        (lambda: Member.objects.filter(groups__name__in=["a", "b"]), "in_a_or_b"),
+        (lambda: Member.objects.filter(notes__text__startswith="note"), "with_notes"),
+    ],
+    ids=["many-to-many", "reverse-foreign-key"],
+)
+def test_keyset__a_filter_across_a_to_many_relation_plans_and_counts_each_row_once(
+    members: dict[str, list[int]], queryset, expected: str
+) -> None:
+    rows = queryset()
+    assert rows.count() > len(members[expected])  # the job's queryset repeats rows
+    keyset = Keyset(rows, "pk", high_water_mark(rows, "pk"))
+    assert keyset.bounded().count() == len(members[expected])  # the run's total
+    for limit in (1, 2, 3, 100):
+        assert _walk(keyset, limit) == members[expected]
+    chunk = Chunk(keys=members[expected][:2], keyset=keyset)
+    assert list(chunk.queryset.order_by("pk").values_list("pk", flat=True)) == chunk.keys
+
+
+@pytest.mark.django_db
+def test_keyset__chunk_queryset_of_a_to_many_filter_updates_and_deletes_each_row_once(
+    members: dict[str, list[int]],
+) -> None:
+    rows = Member.objects.filter(groups__name__in=["a", "b"])
+    keyset = Keyset(rows, "pk", high_water_mark(rows, "pk"))
+    keys = members["in_a_or_b"]
+    chunk = Chunk(keys=keys[:5], keyset=keyset)
+    assert chunk.queryset.update(notified=F("notified") + 1) == 5
+    assert chunk.update(name="seen") == 5
+    notified = dict(Member.objects.values_list("pk", "notified"))
+    assert [notified[k] for k in keys[:5]] == [1] * 5
+    assert chunk.queryset.delete()[1]["testapp.Member"] == 5
+    assert set(Member.objects.values_list("pk", flat=True)) == set(members["all"]) - set(keys[:5])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "queryset",
+    [
+        lambda: Member.objects.all(),  # noqa: PLW0108
+        lambda: Member.objects.filter(name__startswith="m"),
+        lambda: Member.objects.exclude(groups__name="a"),  # a subquery, not a join
+        lambda: Member.objects.filter(Exists(Note.objects.filter(member=OuterRef("pk")))),
+        lambda: Note.objects.filter(member__name="m0"),  # a join to one row
+        lambda: Restaurant.objects.filter(name="x"),  # the parent's table: one row
+        lambda: Ticket.objects.all(),  # noqa: PLW0108
+    ],
+    ids=["all", "filter", "exclude", "exists", "to-one", "inherited", "tickets"],
+)
+def test_keyset__a_queryset_without_a_to_many_join_is_planned_as_it_is(queryset) -> None:
+    rows = queryset()
+    assert not keyset_module.joins_to_many(rows)
+    keyset = Keyset(rows, "pk", 10)
+    assert keyset.bounded().query.__str__() == rows.filter(pk__lte=10).query.__str__()
+
+
+@pytest.mark.django_db
+def test_next_keys__a_key_that_repeats_is_refused_naming_the_fix(
+    members: dict[str, list[int]],
+) -> None:
+    # extra(tables=...) joins behind the ORM's back: no relation to see, and every member
+    # comes out once per group.
+    rows = Member.objects.extra(tables=["testapp_group"])
+    keyset = Keyset(rows, "pk", high_water_mark(rows, "pk"))
+    with pytest.raises(JobDefinitionError) as caught:
+        keyset.next_keys(after=None, limit=10)
+    assert not keyset_module.joins_to_many(rows)  # the guard caught it, not the planner
+    message = str(caught.value)
+    assert f"yields the key id={members['all'][0]!r} more than once" in message
+    assert "Exists(...)" in message
+
+
+def test_check_unique_keys__accepts_keys_in_any_database_order() -> None:
+    # A collation may order "b" before "B" before "a": only a repeat is an error.
+    keyset_module.check_unique_keys(["b", "B", "a", "A"], Member, "name")
+    keyset_module.check_unique_keys([], Member, "name")
+    with pytest.raises(JobDefinitionError):
+        keyset_module.check_unique_keys([1, 2, 2, 3], Member, "id")

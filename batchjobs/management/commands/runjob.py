@@ -176,6 +176,11 @@ class Command(BaseCommand):
         result = rehearse(job, sample=sample, **options)
         out = self.stdout
         out.write(f"Dry run of {job.name} on {result.sample:,} rows (rolled back):")
+        if result.capped_at is not None:
+            out.write(
+                f"  sample capped at {result.capped_at:,} rows, the largest chunk "
+                f"(asked for {sample:,}): one transaction must not lock the whole table."
+            )
         out.write(
             f"  rows that would change: {result.changed if result.changed is not None else 0:,}"
         )
