@@ -6,7 +6,7 @@ A subprocess selects it with DJANGO_SETTINGS_MODULE=tests.faults.settings_short_
 
 from __future__ import annotations
 
-from settings import *  # noqa: F403
+from tests.settings import *  # noqa: F403
 
 BATCHJOBS_HEARTBEAT_SECONDS = 0.5
 BATCHJOBS_STALE_AFTER_SECONDS = 3.0

@@ -7,7 +7,7 @@ A subprocess selects it with DJANGO_SETTINGS_MODULE=tests.faults.settings_thrott
 
 from __future__ import annotations
 
-from settings import *  # noqa: F403
+from tests.settings import *  # noqa: F403
 
 BATCHJOBS_HEALTH_CHECKS = ["tests.faults.health_checks.file_switch"]
 BATCHJOBS_HEARTBEAT_SECONDS = 1.5
