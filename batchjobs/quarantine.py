@@ -6,6 +6,7 @@ A mixin of ``Runner``: these steps use its chunk transaction, retries and lease.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,9 @@ from batchjobs.models import JobRun, QuarantinedRow
 # unsupported feature, a transaction state, resources. Bisecting on them would set aside
 # innocent rows; the run fails instead, its checkpoint intact.
 _NOT_ROW_ERRORS = frozenset({"42", "0A", "28", "3D", "3F", "25", "53", "54", "58", "XX"})
+_SQLITE_STRUCTURAL = re.compile(
+    r"^(no such (table|column|function)|.* has no column named|attempt to write a readonly)"
+)
 
 
 class QuarantineSteps:
@@ -49,6 +53,8 @@ class QuarantineSteps:
         code = retry.sqlstate(exc)
         if code is not None and code[:2] in _NOT_ROW_ERRORS:
             return False
+        if code is None and _SQLITE_STRUCTURAL.search(str(exc)):
+            return False  # SQLite has no SQLSTATE: its message says the same thing
         return retry.classify(exc) in {retry.ErrorKind.PERMANENT, retry.ErrorKind.UNIQUE_VIOLATION}
 
     def _max_quarantined(self) -> int:

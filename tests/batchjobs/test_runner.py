@@ -442,6 +442,23 @@ def test_runner__too_many_quarantined_rows_fail_the_run(ids: list[int]) -> None:
     assert QuarantinedRow.objects.count() == 2
 
 
+def test_runner__a_missing_column_fails_the_run_instead_of_quarantining_rows(
+    ids: list[int],
+) -> None:
+    """No single row causes a missing column: bisecting would set good rows aside (SQLite
+    says so in words, PostgreSQL with SQLSTATE 42703)."""
+
+    def misspelled(job: Any, chunk: Chunk) -> None:
+        with connection.cursor() as c:
+            c.execute("UPDATE tickets_ticket SET no_such_column = 1 WHERE id = %s", [chunk.first])
+
+    with pytest.raises(JobFailed, match="no_such_column|42703"):
+        _run(RecordingRotation(before=misspelled))
+    run = JobRun.objects.get(job=NAME)
+    assert (run.state, run.quarantined, run.done) == (State.FAILED, 0, 0)
+    assert not QuarantinedRow.objects.exists()
+
+
 def test_runner__retry_quarantined_without_such_a_run_is_refused(ids: list[int]) -> None:
     with pytest.raises(RunNotResumable, match="has no run with quarantined rows"):
         _run(RecordingRotation(), retry_quarantined=True)
