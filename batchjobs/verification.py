@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from batchjobs import events
-from batchjobs.keyset import Chunk, Keyset
+from batchjobs.keyset import Chunk, Keyset, unique_rows
 from batchjobs.models import QuarantinedRow
 
 
@@ -21,6 +21,7 @@ class VerificationStep:
         pending = self.job.pending(self.run_info)
         if pending is None:
             return {}
+        pending = unique_rows(pending, self.job.key)  # a to-many filter counts rows once
         set_aside = [
             self.keyset.decode(key)
             for key in QuarantinedRow.objects.using(self.alias)

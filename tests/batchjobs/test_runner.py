@@ -452,7 +452,7 @@ def test_runner__a_missing_column_fails_the_run_instead_of_quarantining_rows(
         with connection.cursor() as c:
             c.execute("UPDATE tickets_ticket SET no_such_column = 1 WHERE id = %s", [chunk.first])
 
-    with pytest.raises(JobFailed, match="no_such_column|42703"):
+    with pytest.raises(JobFailed, match=r"no_such_column|42703"):
         _run(RecordingRotation(before=misspelled))
     run = JobRun.objects.get(job=NAME)
     assert (run.state, run.quarantined, run.done) == (State.FAILED, 0, 0)
