@@ -8,7 +8,7 @@ transaction, the checkpoint, retries, progress events, signals and the run's lea
 from __future__ import annotations
 
 from batchjobs.bulk import update_by_key
+from batchjobs.chunk import Chunk
 from batchjobs.job import ResumableJob, RunInfo
-from batchjobs.keyset import Chunk
 
 __all__ = ["Chunk", "ResumableJob", "RunInfo", "update_by_key"]

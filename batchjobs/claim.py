@@ -11,7 +11,7 @@ import getpass
 import os
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import IntegrityError, OperationalError, connections, transaction
 from django.db.models import QuerySet
@@ -25,10 +25,8 @@ from batchjobs.exceptions import RunBusy, RunNotResumable
 from batchjobs.keyset import Keyset, high_water_mark
 from batchjobs.lease import Owner, ended_by, owner_alive
 from batchjobs.models import UNFINISHED, JobRun, State
+from batchjobs.options import RunOptions
 from batchjobs.retry import ErrorKind, classify
-
-if TYPE_CHECKING:
-    from batchjobs.runner import RunOptions
 
 _SESSIONS_KEPT = 50
 _LOCK_WAIT = 5.0

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 from django.db.models import QuerySet
 
 from batchjobs import registry
+from batchjobs.chunk import Chunk
 from batchjobs.exceptions import JobDefinitionError
-from batchjobs.keyset import Chunk
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 

@@ -14,8 +14,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from batchjobs import events, retry
+from batchjobs.chunk import Chunk
 from batchjobs.exceptions import LeaseLost, TooManyQuarantined
-from batchjobs.keyset import Chunk
 from batchjobs.models import JobRun, QuarantinedRow
 
 # SQLSTATE classes no single row causes: a missing column or table, a permission, an

@@ -26,10 +26,11 @@ from typing import Any
 from django.db import connections, router, transaction
 
 from batchjobs import conf, retry
+from batchjobs.chunk import Chunk
 from batchjobs.database import set_local_timeouts
 from batchjobs.exceptions import BatchJobError, InvalidOption
 from batchjobs.job import ResumableJob
-from batchjobs.keyset import Chunk, Keyset, check_queryset, high_water_mark
+from batchjobs.keyset import Keyset, check_queryset, high_water_mark
 from batchjobs.stopping import EXIT_CODE_FOR_SIGNAL
 
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 from tenacity import RetryCallState
 
 from batchjobs import conf, events, health, retry
+from batchjobs.chunk import Chunk
 from batchjobs.claim import Claim, os_user
 from batchjobs.database import set_local_timeouts, table_bytes, vacuum_analyze
 from batchjobs.exceptions import (
@@ -33,9 +34,10 @@ from batchjobs.exceptions import (
 )
 from batchjobs.exit_codes import ExitCode
 from batchjobs.job import ResumableJob, RunInfo
-from batchjobs.keyset import Chunk, Keyset, check_queryset
+from batchjobs.keyset import Keyset, check_queryset
 from batchjobs.lease import Owner, lost_lease_message
 from batchjobs.models import JobRun, QuarantinedRow, State
+from batchjobs.options import RunOptions
 from batchjobs.progress import ProgressEstimator
 from batchjobs.quarantine import QuarantineSteps
 from batchjobs.sizing import ChunkSizer
@@ -43,43 +45,6 @@ from batchjobs.stopping import ForcedStop, Stopper
 from batchjobs.verification import VerificationStep
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run; every field has a command-line option of the same name."""
-
-    batch_size: int | None = None
-    target_chunk_seconds: float | None = None
-    sleep: float = 0.0
-    restart: bool = False
-    resume: bool = False
-    retry_quarantined: bool = False
-    max_runtime: float | None = None
-    statement_timeout: float | None = None
-    lock_timeout: float | None = None
-    max_quarantined: int | None = None
-    vacuum: bool = False
-    sql_side: bool = False
-    reason: str = ""
-
-    def __post_init__(self) -> None:
-        positive = {
-            "batch_size": self.batch_size,
-            "target_chunk_seconds": self.target_chunk_seconds,
-            "max_runtime": self.max_runtime,
-            "statement_timeout": self.statement_timeout,
-            "lock_timeout": self.lock_timeout,
-        }
-        for name, value in positive.items():
-            if value is not None and value <= 0:
-                raise InvalidOption(f"--{name.replace('_', '-')} must be greater than zero.")
-        if self.sleep < 0:
-            raise InvalidOption("--sleep must be zero or more.")
-        if self.max_quarantined is not None and self.max_quarantined < 0:
-            raise InvalidOption("--max-quarantined must be zero or more.")
-        if self.restart and (self.resume or self.retry_quarantined):
-            raise InvalidOption("--restart cannot be combined with --resume/--retry-quarantined.")
 
 
 @dataclass(frozen=True)

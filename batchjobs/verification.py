@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from batchjobs import events
-from batchjobs.keyset import Chunk, Keyset, unique_rows
+from batchjobs.chunk import Chunk
+from batchjobs.keyset import Keyset, unique_rows
 from batchjobs.models import QuarantinedRow
 
 

@@ -13,7 +13,7 @@ from batchjobs.exceptions import RunBusy
 from batchjobs.keyset import high_water_mark
 from batchjobs.lease import Owner
 from batchjobs.models import JobRun, State
-from batchjobs.runner import RunOptions
+from batchjobs.options import RunOptions
 from tickets.models import Ticket
 
 JOB = "rotate_ticket_tokens"

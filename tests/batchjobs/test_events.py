@@ -13,7 +13,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from batchjobs import events
-from batchjobs.runner import Runner, RunOptions
+from batchjobs.options import RunOptions
+from batchjobs.runner import Runner
 from tests.batchjobs.fakes import RecordingRotation
 from tickets.models import Ticket
 

@@ -13,7 +13,8 @@ from django.db.models import F, QuerySet
 from batchjobs import Chunk, ResumableJob
 from batchjobs.exceptions import JobFailed
 from batchjobs.models import JobRun, State
-from batchjobs.runner import Runner, RunOptions
+from batchjobs.options import RunOptions
+from batchjobs.runner import Runner
 from tests.testapp.models import Group, Member, Restaurant
 
 pytestmark = [

@@ -9,8 +9,9 @@ from django.db.models import Exists, F, OuterRef
 from django.test.utils import CaptureQueriesContext, isolate_apps
 
 from batchjobs import keyset as keyset_module
+from batchjobs.chunk import Chunk
 from batchjobs.exceptions import JobDefinitionError
-from batchjobs.keyset import Chunk, Keyset, check_queryset, high_water_mark, key_field
+from batchjobs.keyset import Keyset, check_queryset, high_water_mark, key_field
 from tests.testapp.models import Group, Member, Note, Restaurant
 from tickets.models import Ticket
 from tickets.seeding import seed

@@ -24,7 +24,8 @@ from batchjobs.exceptions import (
     RunNotResumable,
 )
 from batchjobs.models import JobRun, QuarantinedRow, State
-from batchjobs.runner import Outcome, Runner, RunOptions
+from batchjobs.options import RunOptions
+from batchjobs.runner import Outcome, Runner
 from batchjobs.stopping import Stopper
 from jobs.rotate_ticket_tokens import RotateTicketTokens
 from tests.batchjobs.fakes import (

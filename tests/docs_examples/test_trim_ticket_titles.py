@@ -8,7 +8,8 @@ from django.core.management import call_command
 from structlog.testing import capture_logs
 
 from batchjobs.models import JobRun, State
-from batchjobs.runner import Runner, RunOptions
+from batchjobs.options import RunOptions
+from batchjobs.runner import Runner
 from tests.docs_examples.jobs.trim_ticket_titles import TrimTicketTitles
 from tickets.models import Ticket
 

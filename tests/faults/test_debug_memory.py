@@ -9,7 +9,8 @@ from django.db import connection
 
 from batchjobs import Chunk
 from batchjobs.models import State
-from batchjobs.runner import Runner, RunOptions
+from batchjobs.options import RunOptions
+from batchjobs.runner import Runner
 from jobs.rotate_ticket_tokens import RotateTicketTokens
 from tests.faults.helpers import assert_rotated_exactly_once, leaked, snapshot, token_forms
 
