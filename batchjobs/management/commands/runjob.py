@@ -8,9 +8,10 @@ from batchjobs import control, events, registry
 from batchjobs.arguments import non_negative_int, positive_int, seconds
 from batchjobs.exceptions import BatchJobError
 from batchjobs.management.commands._common import require_database
+from batchjobs.options import RunOptions
 from batchjobs.progress import format_duration
 from batchjobs.rehearsal import rehearse
-from batchjobs.runner import Runner, RunOptions
+from batchjobs.runner import Runner
 
 
 class Command(BaseCommand):
