@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import models
 from django.db.models import Q
 
-from batchjobs.exceptions import LeaseLost
-
 
 class State(models.TextChoices):
-    PENDING = "pending"
     RUNNING = "running"
     PAUSED = "paused"
     INTERRUPTED = "interrupted"
@@ -23,12 +18,10 @@ class State(models.TextChoices):
 
 
 # States a run can be continued from; at most one run per job may be in one of them.
-UNFINISHED = (State.PENDING, State.RUNNING, State.PAUSED, State.INTERRUPTED, State.FAILED)
+UNFINISHED = (State.RUNNING, State.PAUSED, State.INTERRUPTED, State.FAILED)
 FINISHED = (State.SUCCEEDED, State.QUARANTINED, State.CANCELLED, State.ABANDONED)
 
 TRANSITIONS: dict[State, frozenset[State]] = {
-    # A new run is claimed by the process that created it at once.
-    State.PENDING: frozenset({State.RUNNING, State.CANCELLED, State.ABANDONED}),
     State.RUNNING: frozenset(
         {
             State.SUCCEEDED,  # every row done, verification clean
@@ -63,7 +56,7 @@ def check_transition(current: str, new: str) -> None:
 
 class JobRun(models.Model):
     job = models.CharField(max_length=100, db_index=True)
-    state = models.CharField(max_length=32, choices=State.choices, default=State.PENDING)
+    state = models.CharField(max_length=32, choices=State.choices, default=State.RUNNING)
 
     # The checkpoint: the last key whose chunk committed, and the largest key at start.
     cursor = models.JSONField(null=True, blank=True)
@@ -113,28 +106,6 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job} #{self.pk} ({self.state})"
-
-    def transition(self, state: State, *, using: str = "default", **fields: Any) -> None:
-        """Move to ``state`` through the transitions table.
-
-        The update is fenced on the state and owner read with the row: if another process
-        changed either since, nothing is written and ``LeaseLost`` is raised. Only a running
-        run has an owner: leaving RUNNING gives the lease up, so whichever process held it
-        fails its next fence (a chunk, a heartbeat) and writes nothing more.
-        """
-        check_transition(self.state, state)
-        if state != State.RUNNING:
-            fields.setdefault("owner_token", "")
-        updated = (
-            JobRun.objects.using(using)
-            .filter(pk=self.pk, state=self.state, owner_token=self.owner_token)
-            .update(state=state, **fields)
-        )
-        if not updated:
-            raise LeaseLost()
-        self.state = state
-        if "owner_token" in fields:
-            self.owner_token = fields["owner_token"]
 
     @property
     def percent(self) -> float | None:

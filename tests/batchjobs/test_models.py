@@ -22,9 +22,6 @@ S = State
 
 # The run's life, written out edge by edge (the spec the table in models.py must meet).
 VALID = {
-    (S.PENDING, S.RUNNING),
-    (S.PENDING, S.CANCELLED),
-    (S.PENDING, S.ABANDONED),
     (S.RUNNING, S.SUCCEEDED),
     (S.RUNNING, S.QUARANTINED),
     (S.RUNNING, S.INTERRUPTED),
@@ -114,9 +111,16 @@ def test_run__constraint_allows_finished_runs_and_other_jobs() -> None:
 
 @pytest.mark.django_db
 def test_run__finishing_frees_the_slot_for_a_new_run() -> None:
+    """An unfinished run holds the job's one slot until it finishes (here: abandoned)."""
     first = JobRun.objects.create(job="rotate", state=State.FAILED)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        JobRun.objects.create(job="rotate", state=State.RUNNING)
     JobRun.objects.filter(pk=first.pk).update(state=State.ABANDONED)
-    JobRun.objects.create(job="rotate", state=State.RUNNING)
+    second = JobRun.objects.create(job="rotate", state=State.RUNNING)
+    assert list(JobRun.objects.filter(job="rotate").values_list("pk", "state")) == [
+        (second.pk, State.RUNNING),
+        (first.pk, State.ABANDONED),
+    ]
 
 
 @pytest.mark.django_db
