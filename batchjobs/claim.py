@@ -8,9 +8,7 @@ locked while it is claimed, so two processes starting at once cannot both win.
 from __future__ import annotations
 
 import getpass
-import os
 from dataclasses import asdict, dataclass
-from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, OperationalError, connections, transaction
@@ -18,13 +16,12 @@ from django.db.models import QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from batchjobs import conf
+from batchjobs import store
 from batchjobs.database import lock_holders, set_local_timeouts, table_bytes
-from batchjobs.database import now as database_now
 from batchjobs.exceptions import RunBusy, RunNotResumable
 from batchjobs.keyset import Keyset, high_water_mark
-from batchjobs.lease import Owner, ended_by, owner_alive
-from batchjobs.models import UNFINISHED, JobRun, State
+from batchjobs.lease import Owner, alive, ended_by
+from batchjobs.models import JobRun, State
 from batchjobs.options import RunOptions
 from batchjobs.retry import ErrorKind, classify
 
@@ -45,7 +42,7 @@ class Claim:
         # Refuse a live owner from a plain read first: it waits neither for the run row,
         # which the running job locks for each chunk, nor (SQLite) for the write lock,
         # which the running job takes back as soon as it lets it go.
-        current = self._runs().filter(state__in=UNFINISHED).first()
+        current = store.unfinished(self.job_name, using=self.alias)
         if current is not None and alive(current, alias=self.alias, claiming=True):
             raise RunBusy(busy_message(self.job_name, current))
         try:
@@ -54,7 +51,7 @@ class Claim:
                 set_local_timeouts(
                     connections[self.alias], statement_seconds=None, lock_seconds=_LOCK_WAIT
                 )
-                current = self._runs().select_for_update().filter(state__in=UNFINISHED).first()
+                current = store.unfinished(self.job_name, using=self.alias, lock=True)
                 if current is not None and self.options.retry_quarantined:
                     raise RunNotResumable(
                         f"Run #{current.pk} of {self.job_name} is unfinished: `runjob "
@@ -71,7 +68,8 @@ class Claim:
                 if self.options.restart:
                     # Leaving RUNNING clears the owner: a frozen old process that wakes up
                     # fails its next fence and writes nothing to the abandoned run.
-                    current.transition(
+                    store.transition(
+                        current,
                         State.ABANDONED,
                         using=self.alias,
                         finished_at=timezone.now(),
@@ -89,7 +87,7 @@ class Claim:
                 return self._take_over(current)
         except IntegrityError:
             # Another process created a run between our look and our insert.
-            current = self._runs().filter(state__in=UNFINISHED).first()
+            current = store.unfinished(self.job_name, using=self.alias)
             raise RunBusy(busy_message(self.job_name, current)) from None
         except _TableLocked:
             table = self.queryset.model._meta.db_table
@@ -104,13 +102,10 @@ class Claim:
                 raise
             # The run row stayed locked past the wait: a chunk in flight, a control
             # command, another claim, or a lost host's open transaction.
-            current = self._runs().filter(state__in=UNFINISHED).first()
+            current = store.unfinished(self.job_name, using=self.alias)
             if current is not None and alive(current, alias=self.alias, claiming=True):
                 raise RunBusy(busy_message(self.job_name, current)) from None
             raise RunBusy(locked_message(self.job_name, current)) from None
-
-    def _runs(self) -> QuerySet[JobRun]:
-        return JobRun.objects.using(self.alias).filter(job=self.job_name)
 
     def _owner_fields(self) -> dict[str, Any]:
         return {
@@ -148,8 +143,9 @@ class Claim:
             if classify(exc) is ErrorKind.LOCK_TIMEOUT:
                 raise _TableLocked() from exc  # said outside the aborted transaction
             raise
-        run = self._runs().create(
-            job=self.job_name,
+        return store.create(
+            self.job_name,
+            using=self.alias,
             state=State.RUNNING,
             high_water_mark=keyset.encode(hwm),
             total=total,
@@ -159,15 +155,12 @@ class Claim:
             stats={"table_bytes_before": size, "sessions": [self._session()]},
             **self._owner_fields(),
         )
-        # The run's start on the database's clock: a job's verification compares with it.
-        self._runs().filter(pk=run.pk).update(started_at=Now())
-        run.refresh_from_db()
-        return run
 
     def _take_over(self, run: JobRun) -> JobRun:
         stats = dict(run.stats)
         stats["sessions"] = [*stats.get("sessions", []), self._session()][-_SESSIONS_KEPT:]
-        run.transition(
+        store.transition(
+            run,
             State.RUNNING,
             using=self.alias,
             stats=stats,
@@ -178,32 +171,10 @@ class Claim:
         return run
 
     def _reopen_quarantined(self) -> JobRun:
-        run = (
-            self._runs()
-            .select_for_update()
-            .filter(state=State.QUARANTINED)
-            .order_by("-created_at", "-id")
-            .first()
-        )
+        run = store.newest_quarantined(self.job_name, using=self.alias)
         if run is None:
             raise RunNotResumable(f"{self.job_name} has no run with quarantined rows.")
         return self._take_over(run)
-
-
-def alive(run: JobRun, *, alias: str = "default", claiming: bool = False) -> bool:
-    """Is the process that owns ``run`` still at work? (Judged on the database's clock.)
-    ``claiming``: asked by a process that wants the run, whose own pid cannot be the owner."""
-    if not run.owner_token:
-        return False
-    return owner_alive(
-        owner_token=run.owner_token,
-        owner_host=run.owner_host,
-        owner_pid=run.owner_pid,
-        heartbeat_at=run.heartbeat_at,
-        now=database_now(connections[alias]),
-        claimant_pid=os.getpid() if claiming else None,
-        stale_after=timedelta(seconds=conf.get().STALE_AFTER_SECONDS),
-    )
 
 
 class _TableLocked(Exception):

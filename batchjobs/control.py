@@ -13,11 +13,12 @@ from typing import Any
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from batchjobs.claim import alive, os_user
+from batchjobs import store
+from batchjobs.claim import os_user
 from batchjobs.database import set_local_timeouts
 from batchjobs.exceptions import InvalidOption, RunBusy, RunNotResumable
-from batchjobs.lease import Owner, ended_by
-from batchjobs.models import UNFINISHED, JobRun, State
+from batchjobs.lease import Owner, alive, ended_by
+from batchjobs.models import JobRun, State
 from batchjobs.retry import ErrorKind, classify
 
 TUNABLE = ("sleep", "batch_size", "target_chunk_seconds")
@@ -35,7 +36,7 @@ def display_state(run: JobRun) -> str:
 def _unfinished(job: str) -> JobRun:
     # The runner holds the run row only for one chunk; never wait long behind a lost host.
     set_local_timeouts(connection, statement_seconds=None, lock_seconds=5.0)
-    run = JobRun.objects.select_for_update().filter(job=job, state__in=UNFINISHED).first()
+    run = store.unfinished(job, lock=True)
     if run is None:
         raise RunNotResumable(f"{job} has no unfinished run.")
     return run
@@ -49,7 +50,7 @@ def _answered_when_busy(job: str) -> Iterator[None]:
     except OperationalError as exc:
         if classify(exc) is not ErrorKind.LOCK_TIMEOUT:
             raise
-        run = JobRun.objects.filter(job=job, state__in=UNFINISHED).first()
+        run = store.unfinished(job)
         raise RunBusy(
             f"Run #{run.pk if run else '?'} of {job} has held its row for over 5 s (a long "
             "chunk, or a lost host's open transaction); try again in a moment."
@@ -64,7 +65,7 @@ def request(job: str, action: str) -> str:
         if run.state == target:
             return f"Run #{run.pk} of {job} is already {target}."
         if alive(run):
-            JobRun.objects.filter(pk=run.pk).update(requested_action=action)
+            store.request_action(run, action)
             return (
                 f"Asked run #{run.pk} of {job} (pid {run.owner_pid} on {run.owner_host}) to "
                 f"{action}; it will at its next chunk boundary."
@@ -77,7 +78,7 @@ def request(job: str, action: str) -> str:
             fields["finished_at"] = timezone.now()
         # Through the transitions table, fenced on the state and owner just read; leaving
         # RUNNING clears the owner, so a frozen process that wakes up writes nothing.
-        run.transition(target, **fields)
+        store.transition(run, target, **fields)
         return f"Run #{run.pk} of {job} had no live process and is now {target}."
 
 
@@ -108,6 +109,6 @@ def tune(job: str, **values: Any) -> str:
             tuning.pop("target_chunk_seconds", None)
         elif "target_chunk_seconds" in changes:
             tuning.pop("batch_size", None)
-        JobRun.objects.filter(pk=run.pk).update(tuning=tuning)
+        store.set_tuning(run, tuning)
     said = ", ".join(f"{k}={v}" for k, v in changes.items())
     return f"Run #{run.pk} of {job} will use {said} from its next chunk."

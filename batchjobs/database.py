@@ -3,11 +3,12 @@ timeouts, table size and vacuum. PostgreSQL-only parts are no-ops elsewhere."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import models
+from django.db import DatabaseError, models
 
 
 def now(connection: Any) -> datetime:
@@ -103,3 +104,25 @@ def vacuum_analyze(
 def _ms(seconds: float) -> str:
     """A PostgreSQL duration; never 0 for a positive value (0 would mean no limit)."""
     return f"{max(1, math.ceil(seconds * 1000))}ms"
+
+
+def cancel_statement(connection: Any) -> None:
+    """Cancel the statement in flight, from another thread: psycopg2's ``cancel``
+    (libpq's PQcancel) and sqlite3's ``interrupt`` are both safe to call so."""
+    raw = connection.connection
+    cancel = getattr(raw, "cancel", None) or getattr(raw, "interrupt", None)
+    if cancel is not None:
+        with contextlib.suppress(Exception):
+            cancel()
+
+
+def reset_connection(connection: Any) -> None:
+    """Drop a broken connection; Django opens a new one on the next query."""
+    with contextlib.suppress(DatabaseError):
+        connection.close()
+    connection.connection = None
+
+
+def reset_if_broken(connection: Any) -> None:
+    if connection.connection is not None and not connection.is_usable():
+        reset_connection(connection)

@@ -15,6 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connections
+
+from batchjobs import conf
+from batchjobs.database import now as database_now
+
 
 @dataclass(frozen=True)
 class Owner:
@@ -99,3 +104,19 @@ def lost_lease_message(job: str, run_id: int, run: Any, owner: Owner) -> str:
 def ended_by(action: str, owner: Owner, user: str) -> dict[str, Any]:
     """Who ended or took a run from its process, for the audit trail and the old owner."""
     return {"action": action, "by": user, "host": owner.host, "pid": owner.pid}
+
+
+def alive(run: Any, *, alias: str = "default", claiming: bool = False) -> bool:
+    """Is the process that owns ``run`` still at work? (Judged on the database's clock.)
+    ``claiming``: asked by a process that wants the run, whose own pid cannot be the owner."""
+    if not run.owner_token:
+        return False
+    return owner_alive(
+        owner_token=run.owner_token,
+        owner_host=run.owner_host,
+        owner_pid=run.owner_pid,
+        heartbeat_at=run.heartbeat_at,
+        now=database_now(connections[alias]),
+        claimant_pid=os.getpid() if claiming else None,
+        stale_after=timedelta(seconds=conf.get().STALE_AFTER_SECONDS),
+    )

@@ -4,34 +4,33 @@ It reports what a plan cannot: how many rows the job's code really changes, whet
 hits a constraint (a uniqueness collision) or raises, and the measured time per row,
 projected to the whole run.
 
-Every query of it (the high-water mark, the count, the sample's keys, the job's writes)
-runs in that one transaction, under the same statement and lock timeouts as a run's chunk,
-and the sample is at most one chunk of the largest size, so the sample's rows stay locked
-briefly. A rehearsal has nothing to keep, so the first SIGINT, SIGTERM or SIGHUP stops it
-at once: the statement in flight is cancelled and the transaction rolled back.
+It is the chunk unit (``ChunkUnit``) in its rollback mode: every query of it (the
+high-water mark, the count, the sample's keys, the job's writes) runs in that one
+transaction, under the same statement and lock timeouts as a run's chunk, and the sample
+is at most one chunk of the largest size, so the sample's rows stay locked briefly. A
+rehearsal has nothing to keep, so the first SIGINT, SIGTERM or SIGHUP stops it at once
+(a ``Stopper`` with no patience): the statement in flight is cancelled and the
+transaction rolled back.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 from django.db import connections, router, transaction
 
 from batchjobs import conf, retry
 from batchjobs.chunk import Chunk
-from batchjobs.database import set_local_timeouts
+from batchjobs.database import cancel_statement
 from batchjobs.exceptions import BatchJobError, InvalidOption
 from batchjobs.job import ResumableJob
 from batchjobs.keyset import Keyset, check_queryset, high_water_mark
-from batchjobs.stopping import EXIT_CODE_FOR_SIGNAL
+from batchjobs.options import RunOptions, Timeouts
+from batchjobs.stopping import EXIT_CODE_FOR_SIGNAL, ForcedStop, Stopper
+from batchjobs.unit import ChunkUnit
 
 
 class RehearsalStopped(BatchJobError):
@@ -82,86 +81,65 @@ def rehearse(
     """
     queryset = job.get_queryset()
     check_queryset(queryset)
-    alias = router.db_for_write(queryset.model)
-    connection = connections[alias]
+    connection = connections[router.db_for_write(queryset.model)]
     sql_values = job.sql_values(connection) if sql_side else None
     if sql_side and not sql_values:
         raise InvalidOption(f"{job.name} has no SQL-side values on {connection.vendor}.")
     settings = conf.get()
+    options = RunOptions(
+        statement_timeout=statement_timeout, lock_timeout=lock_timeout, sql_side=sql_side
+    )
     # One chunk's worth, as a run would take: --batch-size 1000000000 must not lock (and
     # hold for the length of the rehearsal) every row of the table.
-    largest = settings.MAX_SQL_SIDE_CHUNK_SIZE if sql_side else settings.MAX_CHUNK_SIZE
-    capped_at = largest if sample > largest else None
-    timeouts = _Timeouts(
-        statement=statement_timeout or settings.STATEMENT_TIMEOUT_SECONDS,
-        lock=lock_timeout or settings.LOCK_TIMEOUT_SECONDS,
+    largest = options.chunk_sizer(settings).maximum
+    stopper = Stopper(patience=0)
+    unit = ChunkUnit(
+        job=job,
+        keyset=Keyset(queryset, job.key, None),
+        connection=connection,
+        stopper=stopper,
+        timeouts=options.timeouts(settings),
+        clock=time.perf_counter,
+        sql_values=sql_values,
     )
-    with _stopped_by_signals(cancel=lambda: _cancel(connection)) as stop:
-        try:
-            try:
-                result = _rehearse_in_transaction(
-                    job, queryset, min(sample, largest), sql_values, timeouts, alias
-                )
-            except Exception as exc:
-                timed_out = None if stop.signum else _timed_out(job, exc, timeouts)
-                if timed_out is not None:
-                    raise timed_out from None
-                raise
-        except BaseException:
-            # Whatever a stop signal cut short (a cancelled statement, the handler's own
-            # exception, even while the first error was being handled) is one stop.
-            if stop.signum is None:
-                raise
-            raise _stopped(job, stop.signum) from None
-        if stop.signum is not None:
-            raise _stopped(job, stop.signum)
-    return Rehearsal(**result, capped_at=capped_at)
+    try:
+        with stopper.installed(on_force=lambda: cancel_statement(connection)):
+            result = _rehearse_in_transaction(unit, min(sample, largest))
+    except ForcedStop as stop:
+        raise _stopped(job, stop.signum) from None
+    except Exception as exc:
+        # Whatever a stop signal cut short (a cancelled statement) is that stop.
+        if stopper.signum is not None:
+            raise _stopped(job, stopper.signum) from None
+        timed_out = _timed_out(job, exc, unit.timeouts)
+        if timed_out is not None:
+            raise timed_out from None
+        raise
+    return Rehearsal(**result, capped_at=largest if sample > largest else None)
 
 
-@dataclass(frozen=True)
-class _Timeouts:
-    statement: float
-    lock: float
-
-
-def _rehearse_in_transaction(
-    job: ResumableJob,
-    queryset: Any,
-    sample: int,
-    sql_values: dict[str, Any] | None,
-    timeouts: _Timeouts,
-    alias: str,
-) -> dict[str, Any]:
-    connection = connections[alias]
+def _rehearse_in_transaction(unit: ChunkUnit, sample: int) -> dict[str, Any]:
+    job, alias = unit.job, unit.connection.alias
     error: str | None = None
     changed: Any = None
-    keys: list[Any] = []
     elapsed = 0.0
-    with transaction.atomic(using=alias):
-        # First: even the high-water mark waits on a lock behind an ACCESS EXCLUSIVE one.
-        set_local_timeouts(
-            connection, statement_seconds=timeouts.statement, lock_seconds=timeouts.lock
-        )
-        hwm = high_water_mark(queryset, job.key)
-        keyset = Keyset(queryset, job.key, hwm)
-        total = keyset.bounded().count() if hwm is not None else 0
+    with unit.transaction(rollback=True):
+        # Everything inside: even the high-water mark waits behind an ACCESS EXCLUSIVE lock.
+        queryset = unit.keyset.queryset
+        keyset = Keyset(queryset, job.key, high_water_mark(queryset, job.key))
+        total = keyset.bounded().count() if keyset.upto is not None else 0
         keys = keyset.next_keys(after=None, limit=sample)
         if keys:
-            chunk = Chunk(keys=keys, keyset=keyset)
             started = time.perf_counter()
             try:
-                with transaction.atomic(using=alias):
-                    if sql_values is not None:
-                        changed = chunk.queryset.update(**sql_values)
-                    else:
-                        changed = _process_rehearsing(job, chunk)
+                with transaction.atomic(using=alias):  # the job's error is reported, not raised
+                    changed = _process_rehearsing(unit, Chunk(keys=keys, keyset=keyset))
             except Exception as exc:
                 error_class, message = retry.describe(exc)
                 error = f"{message} ({error_class})"
             elapsed = time.perf_counter() - started
             if changed is None and error is None:
                 changed = len(keys)
-        transaction.set_rollback(True, using=alias)
     return {
         "sample": len(keys),
         "changed": changed,
@@ -171,14 +149,14 @@ def _rehearse_in_transaction(
     }
 
 
-def _process_rehearsing(job: ResumableJob, chunk: Chunk) -> Any:
-    """``job.process(chunk)`` with ``job.rehearsing`` set: the rollback undoes database
-    writes only, so a job with outside effects must be able to tell."""
-    job.rehearsing = True
+def _process_rehearsing(unit: ChunkUnit, chunk: Chunk) -> Any:
+    """The unit's work with ``job.rehearsing`` set: the rollback undoes database writes
+    only, so a job with outside effects must be able to tell."""
+    unit.job.rehearsing = True
     try:
-        return job.process(chunk)
+        return unit.process(chunk)
     finally:
-        job.rehearsing = False
+        unit.job.rehearsing = False
 
 
 def _stopped(job: ResumableJob, signum: int) -> RehearsalStopped:
@@ -188,7 +166,7 @@ def _stopped(job: ResumableJob, signum: int) -> RehearsalStopped:
     )
 
 
-def _timed_out(job: ResumableJob, exc: Exception, timeouts: _Timeouts) -> RehearsalTimedOut | None:
+def _timed_out(job: ResumableJob, exc: Exception, timeouts: Timeouts) -> RehearsalTimedOut | None:
     kind = retry.classify(exc)
     if kind in (retry.ErrorKind.LOCK_TIMEOUT, retry.ErrorKind.DATABASE_BUSY):
         waited = (
@@ -208,74 +186,3 @@ def _timed_out(job: ResumableJob, exc: Exception, timeouts: _Timeouts) -> Rehear
             "table can take that long: allow more with --statement-timeout."
         )
     return None
-
-
-def _cancel(connection: Any) -> None:
-    """Cancel the statement in flight, from another thread (psycopg2's ``cancel`` and
-    sqlite3's ``interrupt`` are both safe to call so)."""
-    raw = connection.connection
-    cancel = getattr(raw, "cancel", None) or getattr(raw, "interrupt", None)
-    if cancel is not None:
-        with contextlib.suppress(Exception):
-            cancel()
-
-
-class _Interrupted(BaseException):
-    """Raised in the main thread by the first stop signal (not an ``Exception``: a job's
-    ``except Exception`` must not swallow it)."""
-
-
-@dataclass
-class _Stop:
-    signum: int | None = None
-    raised: bool = False
-
-
-@contextlib.contextmanager
-def _stopped_by_signals(cancel: Callable[[], None]) -> Iterator[_Stop]:
-    """For the rehearsal's duration, the first SIGINT/SIGTERM/SIGHUP stops it at once.
-
-    Python runs a handler only when the main thread is back in bytecode, not while it
-    waits in a driver call (a lock wait), so a watcher thread also sees the signal, through
-    the wakeup fd, and cancels the statement in flight; the handler then raises in the main
-    thread. Later signals are only noted: they must not tear the rollback. Unlike a run's
-    ``Stopper``, which lets the chunk in flight commit, there is nothing here to keep.
-    Handlers and the wakeup fd are restored on exit.
-    """
-    stop = _Stop()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop  # signals can only be handled on the main thread
-        return
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        if stop.signum is None:
-            stop.signum = signum
-        if not stop.raised:
-            stop.raised = True
-            raise _Interrupted
-
-    def watch(read_fd: int) -> None:
-        cancelled = False
-        while data := os.read(read_fd, 64):
-            signums = [s for s in data if s in EXIT_CODE_FOR_SIGNAL]
-            if signums and not cancelled:
-                if stop.signum is None:
-                    stop.signum = signums[0]
-                cancel()
-                cancelled = True
-
-    previous = {sig: signal.signal(sig, handle) for sig in EXIT_CODE_FOR_SIGNAL}
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(write_fd, False)
-    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    watcher = threading.Thread(target=watch, args=(read_fd,), name="dry-run-signals", daemon=True)
-    watcher.start()
-    try:
-        yield stop
-    finally:
-        signal.set_wakeup_fd(previous_fd)
-        os.close(write_fd)
-        watcher.join(timeout=1)
-        os.close(read_fd)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

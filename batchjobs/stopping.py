@@ -28,7 +28,11 @@ class ForcedStop(BaseException):
 
 
 class Stopper:
-    def __init__(self) -> None:
+    """``patience``: how many stop signals only ask before one forces (1 for a run, whose
+    chunk in flight may commit; 0 for a rehearsal, which has nothing to keep)."""
+
+    def __init__(self, *, patience: int = 1) -> None:
+        self.patience = patience
         self.event = threading.Event()
         self.signum: int | None = None
         self.forced = False
@@ -48,12 +52,15 @@ class Stopper:
         return EXIT_CODE_FOR_SIGNAL.get(self.signum, 130)  # type: ignore[arg-type]
 
     def request(self, signum: int) -> None:
-        """First signal: ask. Second: raise ``ForcedStop`` (once). Any later one: ignored,
-        so that a third Ctrl-C cannot tear the recording of the interruption."""
+        """First signal: ask. Second (the first, with no patience): raise ``ForcedStop``
+        (once). Any later one: ignored, so that a third Ctrl-C cannot tear the recording of
+        the interruption."""
         if not self.event.is_set():
             self.signum = signum
             self.event.set()
-        elif not self.forced:
+            if self.patience:
+                return
+        if not self.forced:
             self.forced = True
             raise ForcedStop(signum)
 
@@ -131,6 +138,6 @@ class Stopper:
             cancel = self._cancel_on_signal
             if new and cancel is not None:
                 cancel()
-            if seen >= 2 and on_force is not None:
+            if seen > self.patience and on_force is not None:
                 on_force()
                 on_force = None  # once

@@ -1,37 +1,57 @@
 """The verification pass: after the last chunk, prove that no row present at the start
 still needs the job (a stale write-back, a change that bypassed the model), re-sweeping any
-found. A mixin of ``Runner``.
+found, through the one chunk transaction (``ChunkUnit``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from batchjobs import events
+from batchjobs.attempts import Attempts
 from batchjobs.chunk import Chunk
+from batchjobs.job import ResumableJob, RunInfo
 from batchjobs.keyset import Keyset, unique_rows
-from batchjobs.models import QuarantinedRow
+from batchjobs.stopping import Stopper
+from batchjobs.store import RunStore
+from batchjobs.unit import ChunkUnit
 
 
-class VerificationStep:
-    def _verify(self) -> dict[str, Any]:
-        """Re-check that no row present at the start still needs the job (a write-back
-        or a bypass of the model), re-sweeping any found, and report the counts."""
+class Verifier:
+    def __init__(
+        self,
+        *,
+        job: ResumableJob,
+        unit: ChunkUnit,
+        store: RunStore,
+        attempts: Attempts,
+        stopper: Stopper,
+        chunk_size: Callable[[], int],
+        log: Any,
+    ) -> None:
+        self.job = job
+        self.unit = unit
+        self.keyset = unit.keyset
+        self.store = store
+        self.attempts = attempts
+        self.stopper = stopper
+        self.chunk_size = chunk_size
+        self.log = log
+
+    def verify(self, run: RunInfo, *, checked: int | None) -> dict[str, Any] | None:
+        """Re-check that no row present at the start still needs the job, re-sweeping any
+        found; the counts, or ``None`` when a stop request cut the re-sweep short."""
         if self.keyset.upto is None:  # no rows at the start: nothing can be stale
             return {}
-        pending = self.job.pending(self.run_info)
+        pending = self.job.pending(run)
         if pending is None:
             return {}
         pending = unique_rows(pending, self.job.key)  # a to-many filter counts rows once
-        set_aside = [
-            self.keyset.decode(key)
-            for key in QuarantinedRow.objects.using(self.alias)
-            .filter(run_id=self.run_id, resolved_at__isnull=True)
-            .values_list("key", flat=True)
-        ]
+        set_aside = [self.keyset.decode(key) for key in self.store.unresolved_keys()]
         if set_aside:  # reported already; owed by --retry-quarantined
             pending = pending.exclude(**{f"{self.keyset.name}__in": set_aside})
-        found = self._with_retries(pending.count)
+        found = self.attempts(pending.count)
         reswept = 0
         if found:
             sweep = Keyset(pending, self.job.key, self.keyset.upto)
@@ -40,24 +60,21 @@ class VerificationStep:
             def attempt() -> list[Any]:
                 # Planned inside the transaction: a retry after a lost COMMIT reply finds
                 # the rows it did already gone from ``pending`` and does not redo them.
-                with self._locked_transaction():
-                    keys = sweep.next_keys(after=after, limit=self.sizer.size)
+                # The checkpoint stays where the run ended; the heartbeat moves with the work.
+                with self.unit.transaction():
+                    keys = sweep.next_keys(after=after, limit=self.chunk_size())
                     if keys:
-                        self._process(Chunk(keys=keys, keyset=sweep))
+                        self.unit.process(Chunk(keys=keys, keyset=sweep))
+                    self.store.heartbeat()
                     return keys
 
-            while keys := self._with_retries(attempt):
-                if self.stopper.requested:  # the run is interrupted, not failed: see run()
-                    raise InterruptedError("stopped during the verification re-sweep")
-                self._heartbeat()
+            while keys := self.attempts(attempt):
                 reswept += len(keys)
                 after = keys[-1]
-        remaining = self._with_retries(pending.count) if found else 0
-        result = {
-            "checked": self.progress.total,
-            "stale_found": found,
-            "reswept": reswept,
-            "remaining": remaining,
-        }
+                if self.stopper.requested:
+                    return None
+        remaining = self.attempts(pending.count) if found else 0
+        result = {"checked": checked, "stale_found": found, "reswept": reswept}
+        result["remaining"] = remaining
         self.log.info(events.VERIFIED, **result)
         return result

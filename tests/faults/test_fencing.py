@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 
-from batchjobs.claim import alive
 from batchjobs.exit_codes import ExitCode
+from batchjobs.lease import alive
 from batchjobs.models import JobRun, State
 from tests.conftest import wait_for
 from tests.faults.helpers import (

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from batchjobs.claim import alive
 from batchjobs.exit_codes import ExitCode
+from batchjobs.lease import alive
 from batchjobs.models import JobRun, State
 from tests.faults.helpers import SLOW, assert_rotated_exactly_once, snapshot, wait_done
 
