@@ -380,3 +380,51 @@ def test_listjobs__unknown_job_exits_2() -> None:
     error = _fails("listjobs", "nope")
     assert error.returncode == 2
     assert str(error).startswith("Unknown job 'nope'.")
+
+
+# -- --traceback keeps the documented exit codes ---------------------------------------------
+
+
+def _traceback_then(result: Any, message: str) -> None:
+    """``--traceback`` shows where the error came from, and still says what it was."""
+    assert result.stderr.startswith("Traceback (most recent call last):")
+    assert result.stderr.splitlines()[-1].startswith(
+        f"django.core.management.base.CommandError: {message}"
+    )
+
+
+@pytest.mark.parametrize("command", ["runjob", "listjobs"])
+def test_commands__traceback_keeps_exit_2_for_an_unknown_job(cli, command: str) -> None:
+    result = cli.run(command, "nope", "--traceback")
+    assert result.returncode == 2, result.stderr
+    _traceback_then(result, "Unknown job 'nope'.")
+
+
+def test_runjob__traceback_keeps_exit_75_for_a_busy_run(cli) -> None:
+    live = _live_run()
+    result = cli.run("runjob", JOB, "--traceback", "--log-format", "json")
+    assert result.returncode == 75, result.stderr
+    _traceback_then(result, f"{JOB} is already running as run #{live.pk}")
+
+
+def test_runjob__traceback_keeps_exit_5_for_quarantined_rows(cli, seed) -> None:
+    seed(20)
+    bad = Ticket.objects.order_by("pk")[5].pk
+    result = cli.run(
+        "runjob",
+        "scenario_failing_rotation",
+        "--traceback",
+        "--log-format",
+        "json",
+        env={"SCENARIO_FAIL_KEYS": str(bad)},
+    )
+    assert result.returncode == 5, result.stderr
+    assert "Traceback (most recent call last):" in result.stderr
+
+
+def test_commands__traceback_keeps_exit_69_when_the_database_is_down(cli) -> None:
+    url = f"postgres://postgres:s3cret-pw@127.0.0.1:{_closed_port()}/batchjobs"
+    result = cli.run("listjobs", "--traceback", env={"DATABASE_URL": url})
+    assert result.returncode == 69, result.stderr
+    _traceback_then(result, "The database cannot be reached")
+    assert "s3cret-pw" not in result.stderr

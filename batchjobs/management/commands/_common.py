@@ -1,13 +1,34 @@
-"""What both commands need before they touch a run: a reachable, migrated database."""
+"""What both commands share: exit codes that hold with ``--traceback``, and a reachable,
+migrated database before they touch a run."""
 
 from __future__ import annotations
 
-from django.core.management.base import CommandError
+import sys
+import traceback
+
+from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
 
 from batchjobs.exceptions import DatabaseUnavailable
 from batchjobs.exit_codes import ExitCode
+
+
+class BatchCommand(BaseCommand):
+    """A command whose documented exit codes hold whatever the verbosity.
+
+    Django's ``run_from_argv`` re-raises a ``CommandError`` when ``--traceback`` is given,
+    so Python exits 1 and a script can no longer tell "busy, try again" (75) from "unknown
+    job" (2). Here the traceback is printed and the command still exits with the error's
+    own code.
+    """
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        try:
+            super().run_from_argv(argv)
+        except CommandError as exc:  # reached only with --traceback
+            self.stderr.write("".join(traceback.format_exception(exc)), ending="")
+            sys.exit(exc.returncode)
 
 
 def where(alias: str = DEFAULT_DB_ALIAS) -> str:

@@ -3,12 +3,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from batchjobs import control, registry
 from batchjobs.arguments import positive_int
 from batchjobs.exceptions import BatchJobError
-from batchjobs.management.commands._common import require_database
+from batchjobs.management.commands._common import BatchCommand, require_database
 from batchjobs.models import JobRun
 from batchjobs.progress import format_duration
 
@@ -46,7 +46,7 @@ def run_summary(run: JobRun | None) -> dict[str, Any] | None:
     }
 
 
-class Command(BaseCommand):
+class Command(BatchCommand):
     help = "List the registered jobs with the state of their newest run."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -2,18 +2,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from batchjobs import control, events, registry
 from batchjobs.arguments import non_negative_int, positive_int, seconds
 from batchjobs.exceptions import BatchJobError
-from batchjobs.management.commands._common import require_database
+from batchjobs.management.commands._common import BatchCommand, require_database
 from batchjobs.progress import format_duration
 from batchjobs.rehearsal import rehearse
 from batchjobs.runner import Runner, RunOptions
 
 
-class Command(BaseCommand):
+class Command(BatchCommand):
     help = (
         "Run a resumable batch job, or control its running run. Without options it resumes "
         "the newest unfinished run of NAME from its checkpoint, or starts a new run."
