@@ -8,7 +8,9 @@ import json
 import os
 import re
 import socket
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -121,6 +123,100 @@ def test_commands__sqlite_file_that_cannot_be_opened_is_exit_69(cli, tmp_path) -
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.splitlines()
     assert "The database cannot be reached. (sqlite at " in line
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts connections and never says a word (a stuck proxy,
+    a half-open firewall): the port of a database that hangs every client."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:  # the server socket was closed: the test is over
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    server.close()
+    thread.join(timeout=5)
+    for conn in held:
+        conn.close()
+
+
+@pytest.mark.parametrize("command", [["runjob", JOB], ["listjobs"]])
+def test_commands__database_that_never_answers_exits_69_after_the_connect_timeout(
+    cli, silent_server: int, command: list[str]
+) -> None:
+    url = f"postgres://postgres:s3cret-pw@127.0.0.1:{silent_server}/batchjobs"
+    started = time.monotonic()
+    result = cli.run(*command, env={"DATABASE_URL": url}, timeout=60)
+    assert time.monotonic() - started < 15
+    assert result.returncode == 69, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(
+        "CommandError: The database cannot be reached. "
+        f"(postgresql at 127.0.0.1:{silent_server}/batchjobs): "
+    )
+    assert "timeout expired. Nothing answered within 5 s: " in line
+    assert "?connect_timeout=N in DATABASE_URL, or BATCHJOBS_CONNECT_TIMEOUT" in line
+    assert "s3cret-pw" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("query", "environment", "seconds"),
+    [("", "2", 2), ("?connect_timeout=2", "30", 2)],
+    ids=["environment", "url-wins"],
+)
+def test_commands__connect_timeout_is_set_by_the_environment_or_the_url(
+    cli, silent_server: int, query: str, environment: str, seconds: int
+) -> None:
+    url = f"postgres://postgres@127.0.0.1:{silent_server}/batchjobs{query}"
+    started = time.monotonic()
+    result = cli.run(
+        "listjobs", env={"DATABASE_URL": url, "BATCHJOBS_CONNECT_TIMEOUT": environment}
+    )
+    assert time.monotonic() - started < seconds + 4
+    assert result.returncode == 69, result.stderr
+    assert f"Nothing answered within {seconds} s" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "part"),
+    [
+        ("postgres//u:s3cret-pw@h/db", "it does not start with a scheme and '://'"),
+        ("postgres://u:s3cret-pw@h:abc/db", "its port (after the host's last ':') is not a"),
+        ("postgres://u:s3cret-pw@[::1/x", "its host is not a name, an IPv4 address or an"),
+        ("postgres://u:s3c/ret-pw@h/db", "its port (after the host's last ':') is not a"),
+        ("postgress://u:s3cret-pw@h/db", "its scheme 'postgress' is not one of postgres,"),
+        ("postgres://u:s3cret-pw@h", "it names no database (add /NAME after the host)"),
+        ("", "it is set but empty (unset it to use the local SQLite file"),
+    ],
+    ids=["no-scheme", "port", "ipv6", "unencoded-slash", "scheme", "no-name", "empty"],
+)
+@pytest.mark.parametrize("command", [["runjob", JOB], ["listjobs"]])
+def test_commands__malformed_database_url_is_one_line_and_exit_2(
+    cli, url: str, part: str, command: list[str]
+) -> None:
+    result = cli.run(*command, env={"DATABASE_URL": url})
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"ImproperlyConfigured: DATABASE_URL is malformed: {part}")
+    assert "s3cret" not in result.stderr and "ret-pw" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_commands__malformed_connect_timeout_is_one_line_and_exit_2(cli) -> None:
+    result = cli.run("listjobs", env={"BATCHJOBS_CONNECT_TIMEOUT": "5s"})
+    assert result.returncode == 2
+    assert result.stderr == (
+        "ImproperlyConfigured: BATCHJOBS_CONNECT_TIMEOUT must be a whole number of seconds, "
+        "at least 1.\n"
+    )
 
 
 # -- runjob: a run and its outcomes ------------------------------------------------------

@@ -48,9 +48,16 @@ def require_database(alias: str = DEFAULT_DB_ALIAS) -> None:
         pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
     except DatabaseError as exc:
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        advice = "Check that the server is up and DATABASE_URL points at it."
+        if "timeout expired" in first_line:
+            seconds = connection.settings_dict.get("OPTIONS", {}).get("connect_timeout")
+            advice = (
+                f"Nothing answered within {seconds} s: check that DATABASE_URL points at the "
+                "database server and that nothing in between holds the connection (the wait "
+                "is ?connect_timeout=N in DATABASE_URL, or BATCHJOBS_CONNECT_TIMEOUT)."
+            )
         raise CommandError(
-            f"{DatabaseUnavailable.__doc__} ({where(alias)}): {first_line}. "
-            "Check that the server is up and DATABASE_URL points at it.",
+            f"{DatabaseUnavailable.__doc__} ({where(alias)}): {first_line}. {advice}",
             returncode=int(ExitCode.DATABASE_UNAVAILABLE),
         ) from None
     if pending:
