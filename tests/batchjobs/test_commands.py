@@ -101,6 +101,99 @@ def test_runjob__bad_option_value_in_process_is_a_command_error() -> None:
     assert str(error) == "Error: argument --batch-size: 0 is not greater than zero"
 
 
+_TIMEOUTS = "PostgreSQL's timeouts are whole milliseconds from 1 to 2147483647"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "1,000,001"], "1000001 is over the maximum of 1,000,000"),
+        (["--sample", "1000001"], "1000001 is over the maximum of 1,000,000"),
+        (["--max-quarantined", "1000001"], "1000001 is over the maximum of 1,000,000"),
+        (["--sleep", "604801"], "604801 is over the maximum of 604,800 seconds (7 days)"),
+        (["--max-runtime", "1e6"], "1e6 is over the maximum of 604,800 seconds (7 days)"),
+        (["--max-runtime", "0"], "0 is below the minimum of 0.001 seconds"),
+        (["--target-chunk-seconds", "0"], "0 is below the minimum of 0.001 seconds"),
+        (
+            ["--target-chunk-seconds", "700000"],
+            "700000 is over the maximum of 604,800 seconds (7 days)",
+        ),
+        (
+            ["--lock-timeout", "0.0001"],
+            f"0.0001 is below the minimum of 0.001 seconds ({_TIMEOUTS})",
+        ),
+        (
+            ["--statement-timeout", "0.0009"],
+            f"0.0009 is below the minimum of 0.001 seconds ({_TIMEOUTS})",
+        ),
+        (
+            ["--lock-timeout", "2147484"],
+            f"2147484 is over the maximum of 2,147,483.647 seconds ({_TIMEOUTS})",
+        ),
+        (
+            ["--statement-timeout", "3e6"],
+            f"3e6 is over the maximum of 2,147,483.647 seconds ({_TIMEOUTS})",
+        ),
+    ],
+    ids=lambda v: "=".join(v) if isinstance(v, list) else "",
+)
+def test_runjob__every_number_has_bounds(args: list[str], message: str) -> None:
+    option = args[0]
+    error = _fails("runjob", JOB, *args)
+    assert str(error) == f"Error: argument {option}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "1000000"], None),
+        (["--sample", "1000000"], None),
+        (["--sleep", "604800"], None),
+        (["--lock-timeout", "0.001"], None),
+        (["--statement-timeout", "2147483.647"], None),
+        (["--max-quarantined", "0"], None),
+    ],
+    ids=lambda v: "=".join(v) if isinstance(v, list) else "",
+)
+def test_runjob__the_bounds_themselves_are_accepted(args: list[str], message: None) -> None:
+    from batchjobs.management.commands.runjob import Command  # noqa: PLC0415
+
+    parser = Command().create_parser("manage.py", "runjob")
+    options = vars(parser.parse_args([JOB, *args]))
+    assert options[args[0][2:].replace("-", "_")] == float(args[1])
+
+
+def test_listjobs__runs_has_bounds() -> None:
+    assert str(_fails("listjobs", JOB, "--runs", "1001")) == (
+        "Error: argument --runs: 1001 is over the maximum of 1,000"
+    )
+    assert str(_fails("listjobs", JOB, "--runs", "0")) == (
+        "Error: argument --runs: 0 is not greater than zero"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--batch-size", "99999999999999999999999", "--dry-run"],
+            "argument --batch-size: 99999999999999999999999 is over the maximum of 1,000,000",
+        ),
+        (
+            ["--lock-timeout", "0.0001"],
+            f"argument --lock-timeout: 0.0001 is below the minimum of 0.001 seconds ({_TIMEOUTS})",
+        ),
+    ],
+    ids=["batch-size", "lock-timeout"],
+)
+def test_runjob__out_of_bounds_on_the_command_line_is_exit_2(cli, args, message) -> None:
+    result = cli.run("runjob", JOB, *args)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == f"manage.py runjob: error: {message}"
+    assert "Traceback" not in result.stderr
+    assert not JobRun.objects.exists()
+
+
 @pytest.mark.parametrize("command", [["runjob", JOB], ["listjobs"]])
 def test_commands__database_down_is_one_line_and_exit_69(cli, command) -> None:
     port = _closed_port()

@@ -6,11 +6,13 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from batchjobs import control, registry
-from batchjobs.arguments import positive_int
+from batchjobs.arguments import whole_number
 from batchjobs.exceptions import BatchJobError
 from batchjobs.management.commands._common import BatchCommand, require_database
 from batchjobs.models import JobRun
 from batchjobs.progress import format_duration
+
+MAX_RUNS = 1_000
 
 
 def run_summary(run: JobRun | None) -> dict[str, Any] | None:
@@ -58,7 +60,10 @@ class Command(BatchCommand):
         )
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
         parser.add_argument(
-            "--runs", type=positive_int, default=5, help="With NAME: how many recent runs to show."
+            "--runs",
+            type=whole_number(minimum=1, maximum=MAX_RUNS),
+            default=5,
+            help=f"With NAME: how many recent runs to show (at most {MAX_RUNS:,}).",
         )
 
     def handle(self, *, name: str | None, json: bool, runs: int, **options: Any) -> None:

@@ -5,7 +5,14 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from batchjobs import control, events, registry
-from batchjobs.arguments import non_negative_int, positive_int, seconds
+from batchjobs.arguments import (
+    MAX_ROWS,
+    positive_seconds,
+    row_count,
+    row_limit,
+    seconds,
+    timeout_seconds,
+)
 from batchjobs.exceptions import BatchJobError
 from batchjobs.management.commands._common import BatchCommand, require_database
 from batchjobs.progress import format_duration
@@ -24,18 +31,19 @@ class Command(BatchCommand):
         run = parser.add_argument_group("running")
         run.add_argument(
             "--batch-size",
-            type=positive_int,
-            help="Fix the chunk size (rows per transaction) instead of adapting it.",
+            type=row_count,
+            help=f"Fix the chunk size (rows per transaction, 1 to {MAX_ROWS:,}) instead of "
+            "adapting it.",
         )
         run.add_argument(
             "--target-chunk-seconds",
-            type=seconds,
-            help="Adapt the chunk size to take about this long (default 0.5).",
+            type=positive_seconds,
+            help="Adapt the chunk size to take about this long (default 0.5; 0.001 s to 7 days).",
         )
         run.add_argument(
             "--sleep",
             type=seconds,
-            help="Pause this long between chunks, to leave the database room.",
+            help="Pause this long between chunks, to leave the database room (at most 7 days).",
         )
         run.add_argument(
             "--log-format",
@@ -45,23 +53,26 @@ class Command(BatchCommand):
         )
         run.add_argument(
             "--max-runtime",
-            type=seconds,
-            help="Stop (as interrupted) after this many seconds; the next run resumes.",
+            type=positive_seconds,
+            help="Stop (as interrupted) after this many seconds (at most 7 days); the next run "
+            "resumes.",
         )
         run.add_argument(
             "--statement-timeout",
-            type=seconds,
-            help="Per-chunk statement_timeout in seconds (PostgreSQL; default 30).",
+            type=timeout_seconds,
+            help="Per-chunk statement_timeout in seconds (PostgreSQL; default 30; 0.001 to "
+            "2147483.647).",
         )
         run.add_argument(
             "--lock-timeout",
-            type=seconds,
-            help="Per-chunk lock_timeout in seconds (PostgreSQL; default 5).",
+            type=timeout_seconds,
+            help="Per-chunk lock_timeout in seconds (PostgreSQL; default 5; 0.001 to 2147483.647).",
         )
         run.add_argument(
             "--max-quarantined",
-            type=non_negative_int,
-            help="Fail the run when more rows than this fail alone (default 10).",
+            type=row_limit,
+            help=f"Fail the run when more rows than this fail alone (default 10; at most "
+            f"{MAX_ROWS:,}).",
         )
         run.add_argument(
             "--sql-side",
@@ -113,9 +124,9 @@ class Command(BatchCommand):
         )
         parser.add_argument(
             "--sample",
-            type=positive_int,
+            type=row_count,
             default=None,
-            help="Rows to rehearse with --dry-run (default: one chunk).",
+            help=f"Rows to rehearse with --dry-run (default: one chunk; at most {MAX_ROWS:,}).",
         )
 
     def handle(self, *, name: str, **options: Any) -> None:
