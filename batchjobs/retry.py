@@ -132,8 +132,10 @@ def describe(exc: BaseException) -> tuple[str, str]:
 
     A database's message can quote the offending value ("Key (token)=(...) already
     exists", "invalid input syntax for type uuid: ..."), so for errors with a SQLSTATE only
-    the condition and the names of the constraint, table and column are kept. Other errors
-    keep the first line of their message, truncated.
+    the condition and the names of the constraint, table and column are kept, plus, for
+    structural errors (class 42: a missing table, column or function, a missing
+    privilege), the server's primary message, which names objects, not values. Other
+    errors keep the first line of their message, truncated.
     """
     cause = exc.__cause__ if exc.__cause__ is not None else exc
     error_class = f"{type(cause).__module__}.{type(cause).__qualname__}"
@@ -151,9 +153,9 @@ def describe(exc: BaseException) -> tuple[str, str]:
             )
             if value
         ]
-        return error_class, f"{condition} (SQLSTATE {code})" + (
-            f" on {', '.join(names)}" if names else ""
-        )
+        message = f"{condition} (SQLSTATE {code})" + (f" on {', '.join(names)}" if names else "")
+        structural = _structural_message(cause, code)
+        return error_class, message + (f": {structural}" if structural else "")
     if type(exc).__name__ == "ValidationError":  # Django's quote the value ("“x” is not ...")
         codes = getattr(exc, "code", None) or "invalid"
         return error_class, f"a value failed validation ({codes})"
@@ -162,3 +164,22 @@ def describe(exc: BaseException) -> tuple[str, str]:
     if len(message) > _MAX_MESSAGE:
         message = message[: _MAX_MESSAGE - 3] + "..."
     return error_class, message
+
+
+# Class 42 (syntax error or access rule violation) names objects, not row values; but a
+# syntax error quotes the query text near the error, and that can be a literal value.
+_QUOTES_THE_QUERY = frozenset({"42601"})
+
+
+def _structural_message(cause: BaseException, code: str) -> str | None:
+    """The server's primary message of a class-42 error (``relation "x" does not exist``);
+    ``None`` for every other class, whose messages can quote a row's values."""
+    if not code.startswith("42") or code in _QUOTES_THE_QUERY:
+        return None
+    diag = getattr(cause, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    if not primary:  # no diagnostics: the driver's message opens with the primary one
+        primary = (str(cause).strip().splitlines() or [""])[0]
+    if len(primary) > _MAX_MESSAGE:
+        primary = primary[: _MAX_MESSAGE - 3] + "..."
+    return primary or None

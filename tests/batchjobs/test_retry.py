@@ -326,3 +326,74 @@ def test_describe__real_unique_violation_does_not_quote_the_token() -> None:
     assert error_class == "psycopg2.errors.UniqueViolation"
     assert message.startswith("unique_violation (SQLSTATE 23505) on constraint ")
     assert "table tickets_ticket" in message
+
+
+# -- structural errors: the server's message names objects, never values ----------------
+
+
+def _real_error(sql: str, params: list[Any] | None = None) -> DatabaseError:
+    """The error the database really raises for ``sql`` (rolled back with its savepoint)."""
+    with pytest.raises(DatabaseError) as caught, transaction.atomic(), connection.cursor() as c:
+        c.execute(sql, params)
+    return caught.value
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("sql", "code", "primary"),
+    [
+        (
+            "SELECT * FROM tickets_ticket_renamed",
+            "42P01",
+            'relation "tickets_ticket_renamed" does not exist',
+        ),
+        (
+            "SELECT no_such_column FROM tickets_ticket",
+            "42703",
+            'column "no_such_column" does not exist',
+        ),
+        (
+            "SELECT no_such_function(id) FROM tickets_ticket",
+            "42883",
+            "function no_such_function(bigint) does not exist",
+        ),
+    ],
+    ids=["undefined-table", "undefined-column", "undefined-function"],
+)
+def test_describe__structural_error_shows_the_servers_message(
+    sql: str, code: str, primary: str
+) -> None:
+    _, message = describe(_real_error(sql))
+    assert message == f"database error (SQLSTATE {code}): {primary}"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_describe__missing_privilege_names_the_table() -> None:
+    role = f"batchjobs_test_{uuid.uuid4().hex[:12]}"
+    with connection.cursor() as c:  # rolled back with the test's transaction, role and all
+        c.execute(f'CREATE ROLE "{role}"')
+    error = _real_error(f'SET LOCAL ROLE "{role}"; SELECT token FROM tickets_ticket')
+    _, message = describe(error)
+    assert message == (
+        "database error (SQLSTATE 42501): permission denied for table tickets_ticket"
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("sql", "code"),
+    [
+        ("SELECT %s::uuid", "22P02"),  # invalid input syntax: quotes the input
+        ("SELECT 1 %s", "42601"),  # a syntax error quotes the query text near it
+    ],
+    ids=["invalid-input", "syntax-error"],
+)
+def test_describe__messages_that_quote_values_are_never_shown(sql: str, code: str) -> None:
+    secret = "s3cret-token-value"
+    error = _real_error(sql, [secret])
+    assert secret in str(error)  # the database quotes it...
+    _, message = describe(error)
+    assert message == f"database error (SQLSTATE {code})"  # ...the description does not
