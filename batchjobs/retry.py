@@ -9,6 +9,7 @@ message. Only the chunk's whole transaction is retried, never a statement inside
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,15 @@ from tenacity import (
     stop_any,
     stop_when_event_set,
     wait_exponential_jitter,
+)
+
+from batchjobs.exceptions import (
+    BatchJobError,
+    DatabaseBusy,
+    DatabaseFailure,
+    DatabaseUnavailable,
+    InsufficientPrivilege,
+    SchemaMismatch,
 )
 
 
@@ -183,3 +193,35 @@ def _structural_message(cause: BaseException, code: str) -> str | None:
     if len(primary) > _MAX_MESSAGE:
         primary = primary[: _MAX_MESSAGE - 3] + "..."
     return primary or None
+
+
+_UNDEFINED_OBJECT = frozenset({"42P01", "42703", "42883"})  # table, column, function
+_SQLITE_UNDEFINED = ("no such table:", "no such column:", "no such function:")
+_SQLITE_READ_ONLY = "attempt to write a readonly database"
+_DENIED_TABLE = re.compile(r"permission denied for (?:table|relation|view) \"?([^\"\s]+)")
+
+
+def explain(exc: BaseException, *, doing: str, after: str = "") -> BatchJobError:
+    """The library's error for a database error met while ``doing`` ("Could not claim a
+    run of X"), with a message safe to print (see ``describe``) and the exit code that
+    tells a script what to do: retry later (69 lost, 75 busy), fix a grant (77), migrate
+    (2), or look at the message (1). ``after`` ends the message ("Nothing was changed.").
+    """
+    _, said = describe(exc)
+    tail = f" {after}" if after else ""
+    kind = classify(exc)
+    code = sqlstate(exc)
+    if kind is ErrorKind.CONNECTION_LOST:
+        return DatabaseUnavailable(f"{doing}: the database connection was lost ({said}).{tail}")
+    if kind in TRANSIENT and kind is not ErrorKind.UNIQUE_VIOLATION:
+        return DatabaseBusy(f"{doing}: the database is busy ({said}); try again in a moment.{tail}")
+    if code == "42501" or (code is None and _SQLITE_READ_ONLY in said):
+        found = _DENIED_TABLE.search(said)
+        return InsufficientPrivilege(f"{doing}: {said}.{tail}", table=found and found[1])
+    if code in _UNDEFINED_OBJECT or (code is None and said.startswith(_SQLITE_UNDEFINED)):
+        return SchemaMismatch(
+            f"{doing}: {said}. The database's tables do not match the code: run `python "
+            "manage.py migrate` (if the migrations are recorded but the tables are missing, "
+            f"`migrate APP zero --fake` first).{tail}"
+        )
+    return DatabaseFailure(f"{doing}: {said}.{tail}")

@@ -180,9 +180,12 @@ class Runner(QuarantineSteps, VerificationStep):
                 alias=self.alias,
             ).run()
         except DatabaseError as exc:
-            _, error = retry.describe(exc)
-            raise DatabaseUnavailable(
-                f"Could not claim a run of {self.job.name}: {error}. Nothing was changed."
+            # Only a lost connection is "unavailable" (69, retry later); a missing grant,
+            # a missing table or a busy SQLite file each say so, with their own exit code.
+            raise retry.explain(
+                exc,
+                doing=f"Could not claim a run of {self.job.name}",
+                after="Nothing was changed.",
             ) from None
 
     def _drive(self, run: JobRun) -> Outcome:

@@ -312,6 +312,41 @@ def test_commands__malformed_connect_timeout_is_one_line_and_exit_2(cli) -> None
     )
 
 
+def test_commands__tables_missing_after_migrate_fake_say_how_to_recover(cli, tmp_path) -> None:
+    """``migrate --fake`` records every migration and creates no table. Each command then
+    names the missing tables and the way out, and that way out works."""
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/faked.sqlite3"}
+    assert cli.run("migrate", "--fake", env=env).returncode == 0
+    advice = (
+        "(a `migrate --fake`?). Run `python manage.py migrate APP zero --fake` for each APP "
+        "of contenttypes, admin, auth, batchjobs, sessions, tickets (in that order), then "
+        "`python manage.py migrate`."
+    )
+    where = f"sqlite at {tmp_path}/faked.sqlite3"
+
+    listed = cli.run("listjobs", env=env)
+    assert listed.returncode == 2, listed.stderr
+    assert listed.stderr == (
+        f"CommandError: The database ({where}) lacks the table(s) batchjobs_jobrun, "
+        "batchjobs_quarantinedrow, though the migrations of batchjobs are recorded as "
+        f"applied {advice}\n"
+    )
+    ran = cli.run("runjob", JOB, env=env)
+    assert ran.returncode == 2, ran.stderr
+    assert ran.stderr == (
+        f"CommandError: The database ({where}) lacks the table(s) batchjobs_jobrun, "
+        "batchjobs_quarantinedrow, tickets_ticket, though the migrations of batchjobs and "
+        f"tickets are recorded as applied {advice}\n"
+    )
+
+    for app in ["contenttypes", "admin", "auth", "batchjobs", "sessions", "tickets"]:
+        step = cli.run("migrate", app, "zero", "--fake", env=env)
+        assert (step.returncode, step.stderr) == (0, "")
+    assert cli.run("migrate", env=env).returncode == 0
+    recovered = cli.run("runjob", JOB, "--log-format", "json", env=env)
+    assert recovered.returncode == 0, recovered.stderr
+
+
 # -- runjob: a run and its outcomes ------------------------------------------------------
 
 

@@ -3,16 +3,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
+from django.db import DatabaseError
 
 from batchjobs import control, registry
 from batchjobs.arguments import whole_number
 from batchjobs.exceptions import BatchJobError
-from batchjobs.management.commands._common import BatchCommand, require_database
+from batchjobs.management.commands._common import BatchCommand, command_error, require_database
 from batchjobs.models import JobRun
 from batchjobs.progress import format_duration
+from batchjobs.retry import explain
 
 MAX_RUNS = 1_000
+# What the database user needs, said when it lacks a privilege (exit 77).
+NEEDS = "SELECT on django_migrations, batchjobs_jobrun and batchjobs_quarantinedrow"
 
 
 def run_summary(run: JobRun | None) -> dict[str, Any] | None:
@@ -70,17 +74,22 @@ class Command(BatchCommand):
         try:
             jobs = [registry.get(name)] if name else registry.all_jobs()
         except BatchJobError as exc:
-            raise CommandError(str(exc), returncode=exc.exit_code) from None
-        require_database()
+            raise command_error(exc) from None
+        require_database(needs=NEEDS)
         limit = runs if name else 1
-        rows = [
-            {
-                "job": job.name,
-                "description": job.description,
-                "runs": [run_summary(r) for r in JobRun.objects.filter(job=job.name)[:limit]],
-            }
-            for job in jobs
-        ]
+        try:
+            rows = [
+                {
+                    "job": job.name,
+                    "description": job.description,
+                    "runs": [run_summary(r) for r in JobRun.objects.filter(job=job.name)[:limit]],
+                }
+                for job in jobs
+            ]
+        except DatabaseError as exc:
+            raise command_error(
+                explain(exc, doing="Could not read the runs"), needs=NEEDS
+            ) from None
         if json:
             self.stdout.write(_dumps(rows))
         elif name:

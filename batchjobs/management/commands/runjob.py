@@ -14,10 +14,17 @@ from batchjobs.arguments import (
     timeout_seconds,
 )
 from batchjobs.exceptions import BatchJobError
-from batchjobs.management.commands._common import BatchCommand, require_database
+from batchjobs.management.commands._common import BatchCommand, command_error, require_database
 from batchjobs.progress import format_duration
 from batchjobs.rehearsal import rehearse
 from batchjobs.runner import Runner, RunOptions
+
+# What the database user needs, said when it lacks a privilege (exit 77).
+RUN_NEEDS = (
+    "SELECT, INSERT and UPDATE on batchjobs_jobrun and batchjobs_quarantinedrow, SELECT and "
+    "UPDATE on the job's table, SELECT on django_migrations, and TEMPORARY on the database"
+)
+CONTROL_NEEDS = "SELECT on django_migrations, and SELECT and UPDATE on batchjobs_jobrun"
 
 
 class Command(BatchCommand):
@@ -133,24 +140,17 @@ class Command(BatchCommand):
         try:
             job_class = registry.get(name)
         except BatchJobError as exc:
-            raise CommandError(str(exc), returncode=exc.exit_code) from None
-        require_database()
+            raise command_error(exc) from None
+        if options["pause"] or options["cancel"] or options["tune"]:
+            require_database(needs=CONTROL_NEEDS)
+            try:
+                self.stderr.write(self._control(name, options))
+            except BatchJobError as exc:
+                raise command_error(exc, needs=CONTROL_NEEDS) from None
+            return
+        job = job_class()
+        require_database(models=[job.get_queryset().model], needs=RUN_NEEDS)
         try:
-            if options["pause"] or options["cancel"]:
-                action = "pause" if options["pause"] else "cancel"
-                self.stderr.write(control.request(name, action))
-                return
-            if options["tune"]:
-                self.stderr.write(
-                    control.tune(
-                        name,
-                        sleep=options["sleep"],
-                        batch_size=options["batch_size"],
-                        target_chunk_seconds=options["target_chunk_seconds"],
-                    )
-                )
-                return
-            job = job_class()
             if options["dry_run"]:
                 self._dry_run(
                     job,
@@ -178,10 +178,20 @@ class Command(BatchCommand):
             )
             outcome = Runner(job, run_options).run()
         except BatchJobError as exc:
-            raise CommandError(str(exc), returncode=exc.exit_code) from None
+            raise command_error(exc, needs=RUN_NEEDS) from None
         if outcome.exit_code:
             raise CommandError(outcome.message, returncode=outcome.exit_code)
         self.stderr.write(outcome.message, style_func=self.style.SUCCESS)
+
+    def _control(self, name: str, options: dict[str, Any]) -> str:
+        if options["tune"]:
+            return control.tune(
+                name,
+                sleep=options["sleep"],
+                batch_size=options["batch_size"],
+                target_chunk_seconds=options["target_chunk_seconds"],
+            )
+        return control.request(name, "pause" if options["pause"] else "cancel")
 
     def _dry_run(self, job: Any, *, sample: int, **options: Any) -> None:
         result = rehearse(job, sample=sample, **options)
