@@ -606,6 +606,57 @@ def test_listjobs__unknown_job_exits_2() -> None:
     assert str(error).startswith("Unknown job 'nope'.")
 
 
+# -- a broken job module -------------------------------------------------------------------
+
+BROKEN = {"BATCHJOBS_EXTRA_JOB_PACKAGES": "tests.scenario_jobs,tests.batchjobs.broken_jobs"}
+EXPLODING = (
+    "module tests.batchjobs.broken_jobs.exploding failed to import: RuntimeError: boom at import"
+)
+MISSING = (
+    "module tests.batchjobs.broken_jobs.missing_dependency failed to import: "
+    "ModuleNotFoundError: No module named 'batchjobs_no_such_dependency'"
+)
+
+
+def test_commands__a_broken_job_module_leaves_the_rotation_working(cli, seed) -> None:
+    """In the middle of an incident, someone's half-finished job module must not stop
+    the rotation; every command says which module is broken and why."""
+    seed(12)
+    rotated = cli.run("runjob", JOB, "--log-format", "json", env=BROKEN)
+    assert rotated.returncode == 0, rotated.stderr
+    run = JobRun.objects.get(job=JOB)
+    assert rotated.stderr.splitlines() == [
+        f"Warning: {EXPLODING} (its jobs are unavailable).",
+        f"Warning: {MISSING} (its jobs are unavailable).",
+        f"Run #{run.pk} of {JOB} succeeded: 12 rows.",
+    ]
+
+    listed = cli.run("listjobs", env=BROKEN)
+    assert listed.returncode == 0, listed.stderr
+    rows = _table_rows(listed.stdout)
+    assert rows[JOB].split()[:3] == [JOB, f"#{run.pk}", "succeeded"]
+    assert "broken_package_good_job" in rows
+    assert listed.stdout.splitlines()[-2:] == [
+        "Failed to import tests.batchjobs.broken_jobs.exploding: RuntimeError: boom at import "
+        "(its jobs are not listed).",
+        "Failed to import tests.batchjobs.broken_jobs.missing_dependency: ModuleNotFoundError: "
+        "No module named 'batchjobs_no_such_dependency' (its jobs are not listed).",
+    ]
+
+    as_json = cli.run("listjobs", "--json", env=BROKEN)
+    entries = json.loads(as_json.stdout)
+    assert {e["module"]: e["error_class"] for e in entries if e["job"] is None} == {
+        "tests.batchjobs.broken_jobs.exploding": "RuntimeError",
+        "tests.batchjobs.broken_jobs.missing_dependency": "ModuleNotFoundError",
+    }
+
+    unknown = cli.run("runjob", "nope", env=BROKEN)
+    assert unknown.returncode == 2
+    (line,) = unknown.stderr.splitlines()
+    assert line.startswith("CommandError: Unknown job 'nope'. Known jobs: ")
+    assert line.endswith(f" Note: {EXPLODING}. Note: {MISSING}.")
+
+
 # -- --traceback keeps the documented exit codes ---------------------------------------------
 
 

@@ -90,12 +90,19 @@ class Command(BatchCommand):
             raise command_error(
                 explain(exc, doing="Could not read the runs"), needs=NEEDS
             ) from None
+        broken = [] if name else registry.broken()
         if json:
-            self.stdout.write(_dumps(rows))
+            self.stdout.write(_dumps(rows + [_broken_entry(module) for module in broken]))
         elif name:
             self._detail(rows[0])
         else:
             self._table(rows)
+            for module in broken:
+                self.stdout.write(
+                    f"Failed to import {module.module}: {module.error_class}: {module.error} "
+                    "(its jobs are not listed).",
+                    style_func=self.style.WARNING,
+                )
 
     def _table(self, rows: list[dict[str, Any]]) -> None:
         header = ("JOB", "RUN", "STATE", "DONE/TOTAL", "%", "ETA", "STARTED", "FINISHED")
@@ -141,6 +148,18 @@ class Command(BatchCommand):
             for key, value in run.items():
                 if value not in (None, "", [], {}):
                     self.stdout.write(f"  {key:<18} {value}")
+
+
+def _broken_entry(module: registry.BrokenModule) -> dict[str, Any]:
+    """A job module that failed to import, in the shape of a job entry ("job" is null), so
+    that a script reading "job" and "runs" of every entry does not break on it."""
+    return {
+        "job": None,
+        "module": module.module,
+        "error_class": module.error_class,
+        "error": module.error,
+        "runs": [],
+    }
 
 
 def _short(iso: str | None) -> str:

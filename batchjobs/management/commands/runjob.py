@@ -141,6 +141,10 @@ class Command(BatchCommand):
             job_class = registry.get(name)
         except BatchJobError as exc:
             raise command_error(exc) from None
+        for module in registry.broken():  # other jobs' trouble: say so, and carry on
+            self.stderr.write(
+                f"Warning: {module} (its jobs are unavailable).", style_func=self.style.WARNING
+            )
         if options["pause"] or options["cancel"] or options["tune"]:
             require_database(needs=CONTROL_NEEDS)
             try:
