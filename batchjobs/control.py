@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import OperationalError, connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from batchjobs import store
@@ -19,7 +19,7 @@ from batchjobs.database import set_local_timeouts
 from batchjobs.exceptions import InvalidOption, RunBusy, RunNotResumable
 from batchjobs.lease import Owner, alive, ended_by
 from batchjobs.models import JobRun, State
-from batchjobs.retry import ErrorKind, classify
+from batchjobs.retry import ErrorKind, classify, explain
 
 TUNABLE = ("sleep", "batch_size", "target_chunk_seconds")
 
@@ -42,19 +42,51 @@ def _unfinished(job: str) -> JobRun:
     return run
 
 
+# An operator's request waits this long for SQLite's write lock (a run's connection waits
+# 20 s): a chunk holds it for a moment, so longer means another writer is stuck.
+_SQLITE_WAIT_SECONDS = 5
+
+
 @contextmanager
 def _answered_when_busy(job: str) -> Iterator[None]:
-    """Turn a run row that stays locked past the wait into a one-line answer."""
+    """Turn every database error into a one-line answer: a run row that stays locked
+    past the wait, a SQLite file another process keeps write-locked, a missing privilege
+    or table (``retry.explain`` says which)."""
+    try:
+        with _sqlite_wait(_SQLITE_WAIT_SECONDS):
+            yield
+    except DatabaseError as exc:
+        kind = classify(exc)
+        if kind is ErrorKind.LOCK_TIMEOUT:
+            run = store.unfinished(job)
+            raise RunBusy(
+                f"Run #{run.pk if run else '?'} of {job} has held its row for over 5 s (a "
+                "long chunk, or a lost host's open transaction); try again in a moment."
+            ) from None
+        if kind is ErrorKind.DATABASE_BUSY:
+            raise RunBusy(
+                f"Nothing was asked of {job}: another process has held the SQLite database's "
+                f"write lock for over {_SQLITE_WAIT_SECONDS} s; try again in a moment."
+            ) from None
+        raise explain(exc, doing=f"Nothing was asked of {job}") from None
+
+
+@contextmanager
+def _sqlite_wait(seconds: float) -> Iterator[None]:
+    """SQLite's wait for the write lock, shortened for this block (``busy_timeout`` is per
+    connection, and the connection outlives the request: the old value is put back)."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout")
+        before = cursor.fetchone()[0]
+        cursor.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
     try:
         yield
-    except OperationalError as exc:
-        if classify(exc) is not ErrorKind.LOCK_TIMEOUT:
-            raise
-        run = store.unfinished(job)
-        raise RunBusy(
-            f"Run #{run.pk if run else '?'} of {job} has held its row for over 5 s (a long "
-            "chunk, or a lost host's open transaction); try again in a moment."
-        ) from None
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA busy_timeout = {int(before)}")
 
 
 def request(job: str, action: str) -> str:

@@ -29,14 +29,20 @@ def set_local_timeouts(
 
     ``SET LOCAL`` semantics (``set_config(..., true)``): the limits end with the
     transaction, and they hold behind PgBouncer's transaction pooling, unlike a ``SET``.
+    PostgreSQL counts whole milliseconds and reads 0 as "no timeout", so a positive value
+    is sent as at least 1 ms (never 0), and at most the largest value it accepts.
     """
     if connection.vendor != "postgresql":
         return
+
+    def _milliseconds(seconds: float) -> str:
+        return f"{min(max(round(seconds * 1000), 1), 2_147_483_647)}ms"  # a 32-bit int
+
     settings = []
     if statement_seconds:
-        settings.append(("statement_timeout", f"{int(statement_seconds * 1000)}ms"))
+        settings.append(("statement_timeout", _milliseconds(statement_seconds)))
     if lock_seconds:
-        settings.append(("lock_timeout", f"{int(lock_seconds * 1000)}ms"))
+        settings.append(("lock_timeout", _milliseconds(lock_seconds)))
     if not settings:
         return
     with connection.cursor() as cursor:

@@ -62,3 +62,36 @@ class JobFailed(BatchJobError):
 
 class TooManyQuarantined(JobFailed):
     """More rows failed alone than --max-quarantined allows."""
+
+
+class InsufficientPrivilege(BatchJobError):
+    """The database user lacks a privilege this needs.
+
+    Not ``DatabaseUnavailable``: the server answered, and waiting will not change its
+    answer; someone has to GRANT the privilege. ``table`` is the table the database named,
+    when it named one.
+    """
+
+    exit_code = ExitCode.PERMISSION_DENIED
+
+    def __init__(self, message: str | None = None, *, table: str | None = None) -> None:
+        super().__init__(message)
+        self.table = table
+
+
+class SchemaMismatch(BatchJobError):
+    """The database's tables do not match the code (a migration recorded but not applied?)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class DatabaseBusy(BatchJobError):
+    """The database is busy (a lock held elsewhere, a deadlock); try again in a moment."""
+
+    exit_code = ExitCode.BUSY
+
+
+class DatabaseFailure(BatchJobError):
+    """A database statement failed."""
+
+    exit_code = ExitCode.FAILED

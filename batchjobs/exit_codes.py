@@ -15,6 +15,7 @@ class ExitCode(enum.IntEnum):
     MAX_RUNTIME = 6  # stopped at --max-runtime as planned; run again to continue
     DATABASE_UNAVAILABLE = 69  # EX_UNAVAILABLE
     BUSY = 75  # EX_TEMPFAIL: another process runs this job
+    PERMISSION_DENIED = 77  # EX_NOPERM: the database user lacks a privilege; retrying won't help
     INTERRUPTED_SIGHUP = 129
     INTERRUPTED_SIGINT = 130
     INTERRUPTED_SIGTERM = 143

@@ -7,12 +7,14 @@ the table it is (OFFSET would rescan everything before it: see docs/decisions.md
 
 from __future__ import annotations
 
+import difflib
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import islice, pairwise
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import Exists, OuterRef, QuerySet
 
@@ -38,8 +40,22 @@ def check_queryset(queryset: QuerySet[Any]) -> None:
 
 
 def key_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
-    """Resolve the key and insist that it is unique and not null: seeking needs both."""
-    field_ = model._meta.pk if name == "pk" else model._meta.get_field(name)
+    """Resolve the key and insist that it is unique and not null: seeking needs both.
+
+    A key that is no field at all (a typo) is a ``JobDefinitionError`` like the others,
+    naming the fields that could be the key, rather than Django's ``FieldDoesNotExist``.
+    """
+    try:
+        field_ = model._meta.pk if name == "pk" else model._meta.get_field(name)
+    except FieldDoesNotExist:
+        fields = [f for f in model._meta.get_fields() if isinstance(f, models.Field)]
+        keys = [f.name for f in fields if (f.primary_key or f.unique) and not f.null]
+        close = difflib.get_close_matches(name, [f.name for f in fields], n=1)
+        guess = f"did you mean {close[0]!r}? " if close else ""
+        raise JobDefinitionError(
+            f"the job's key: {model.__name__} has no field named {name!r}; {guess}fields "
+            f"that can be the key (unique, not null): {', '.join(['pk', *keys[:5]])}"
+        ) from None
     if not isinstance(field_, models.Field) or not (field_.primary_key or field_.unique):
         raise JobDefinitionError(f"key {name!r} of {model.__name__} must be a unique field")
     if field_.null:

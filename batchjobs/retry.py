@@ -9,6 +9,7 @@ message. Only the chunk's whole transaction is retried, never a statement inside
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,15 @@ from tenacity import (
     stop_any,
     stop_when_event_set,
     wait_exponential_jitter,
+)
+
+from batchjobs.exceptions import (
+    BatchJobError,
+    DatabaseBusy,
+    DatabaseFailure,
+    DatabaseUnavailable,
+    InsufficientPrivilege,
+    SchemaMismatch,
 )
 
 
@@ -155,8 +165,10 @@ def describe(exc: BaseException) -> tuple[str, str]:
 
     A database's message can quote the offending value ("Key (token)=(...) already
     exists", "invalid input syntax for type uuid: ..."), so for errors with a SQLSTATE only
-    the condition and the names of the constraint, table and column are kept. Other errors
-    keep the first line of their message, truncated.
+    the condition and the names of the constraint, table and column are kept, plus, for
+    structural errors (class 42: a missing table, column or function, a missing
+    privilege), the server's primary message, which names objects, not values. Other
+    errors keep the first line of their message, truncated.
     """
     cause = exc.__cause__ if exc.__cause__ is not None else exc
     error_class = f"{type(cause).__module__}.{type(cause).__qualname__}"
@@ -174,9 +186,9 @@ def describe(exc: BaseException) -> tuple[str, str]:
             )
             if value
         ]
-        return error_class, f"{condition} (SQLSTATE {code})" + (
-            f" on {', '.join(names)}" if names else ""
-        )
+        message = f"{condition} (SQLSTATE {code})" + (f" on {', '.join(names)}" if names else "")
+        structural = _structural_message(cause, code)
+        return error_class, message + (f": {structural}" if structural else "")
     if type(exc).__name__ == "ValidationError":  # Django's quote the value ("“x” is not ...")
         codes = getattr(exc, "code", None) or "invalid"
         return error_class, f"a value failed validation ({codes})"
@@ -185,3 +197,54 @@ def describe(exc: BaseException) -> tuple[str, str]:
     if len(message) > _MAX_MESSAGE:
         message = message[: _MAX_MESSAGE - 3] + "..."
     return error_class, message
+
+
+# Class 42 (syntax error or access rule violation) names objects, not row values; but a
+# syntax error quotes the query text near the error, and that can be a literal value.
+_QUOTES_THE_QUERY = frozenset({"42601"})
+
+
+def _structural_message(cause: BaseException, code: str) -> str | None:
+    """The server's primary message of a class-42 error (``relation "x" does not exist``);
+    ``None`` for every other class, whose messages can quote a row's values."""
+    if not code.startswith("42") or code in _QUOTES_THE_QUERY:
+        return None
+    diag = getattr(cause, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    if not primary:  # no diagnostics: the driver's message opens with the primary one
+        primary = (str(cause).strip().splitlines() or [""])[0]
+    if len(primary) > _MAX_MESSAGE:
+        primary = primary[: _MAX_MESSAGE - 3] + "..."
+    return primary or None
+
+
+_UNDEFINED_OBJECT = frozenset({"42P01", "42703", "42883"})  # table, column, function
+_SQLITE_UNDEFINED = ("no such table:", "no such column:", "no such function:")
+_SQLITE_READ_ONLY = "attempt to write a readonly database"
+_DENIED_TABLE = re.compile(r"permission denied for (?:table|relation|view) \"?([^\"\s]+)")
+
+
+def explain(exc: BaseException, *, doing: str, after: str = "") -> BatchJobError:
+    """The library's error for a database error met while ``doing`` ("Could not claim a
+    run of X"), with a message safe to print (see ``describe``) and the exit code that
+    tells a script what to do: retry later (69 lost, 75 busy), fix a grant (77), migrate
+    (2), or look at the message (1). ``after`` ends the message ("Nothing was changed.").
+    """
+    _, said = describe(exc)
+    tail = f" {after}" if after else ""
+    kind = classify(exc)
+    code = sqlstate(exc)
+    if kind is ErrorKind.CONNECTION_LOST:
+        return DatabaseUnavailable(f"{doing}: the database connection was lost ({said}).{tail}")
+    if kind in TRANSIENT and kind is not ErrorKind.UNIQUE_VIOLATION:
+        return DatabaseBusy(f"{doing}: the database is busy ({said}); try again in a moment.{tail}")
+    if code == "42501" or (code is None and _SQLITE_READ_ONLY in said):
+        found = _DENIED_TABLE.search(said)
+        return InsufficientPrivilege(f"{doing}: {said}.{tail}", table=found and found[1])
+    if code in _UNDEFINED_OBJECT or (code is None and said.startswith(_SQLITE_UNDEFINED)):
+        return SchemaMismatch(
+            f"{doing}: {said}. The database's tables do not match the code: run `python "
+            "manage.py migrate` (if the migrations are recorded but the tables are missing, "
+            f"`migrate APP zero --fake` first).{tail}"
+        )
+    return DatabaseFailure(f"{doing}: {said}.{tail}")

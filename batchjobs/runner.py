@@ -24,7 +24,6 @@ from batchjobs.database import cancel_statement
 from batchjobs.ending import Ending, Outcome
 from batchjobs.exceptions import (
     BatchJobError,
-    DatabaseUnavailable,
     InvalidOption,
     JobFailed,
     LeaseLost,
@@ -109,9 +108,12 @@ class Runner:
                 alias=self.alias,
             ).run()
         except DatabaseError as exc:
-            _, error = retry.describe(exc)
-            raise DatabaseUnavailable(
-                f"Could not claim a run of {self.job.name}: {error}. Nothing was changed."
+            # Only a lost connection is "unavailable" (69, retry later); a missing grant,
+            # a missing table or a busy SQLite file each say so, with their own exit code.
+            raise retry.explain(
+                exc,
+                doing=f"Could not claim a run of {self.job.name}",
+                after="Nothing was changed.",
             ) from None
 
     def _assemble(self, run: JobRun) -> None:

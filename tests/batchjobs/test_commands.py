@@ -8,7 +8,9 @@ import json
 import os
 import re
 import socket
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -99,6 +101,99 @@ def test_runjob__bad_option_value_in_process_is_a_command_error() -> None:
     assert str(error) == "Error: argument --batch-size: 0 is not greater than zero"
 
 
+_TIMEOUTS = "PostgreSQL's timeouts are whole milliseconds from 1 to 2147483647"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "1,000,001"], "1000001 is over the maximum of 1,000,000"),
+        (["--sample", "1000001"], "1000001 is over the maximum of 1,000,000"),
+        (["--max-quarantined", "1000001"], "1000001 is over the maximum of 1,000,000"),
+        (["--sleep", "604801"], "604801 is over the maximum of 604,800 seconds (7 days)"),
+        (["--max-runtime", "1e6"], "1e6 is over the maximum of 604,800 seconds (7 days)"),
+        (["--max-runtime", "0"], "0 is below the minimum of 0.001 seconds"),
+        (["--target-chunk-seconds", "0"], "0 is below the minimum of 0.001 seconds"),
+        (
+            ["--target-chunk-seconds", "700000"],
+            "700000 is over the maximum of 604,800 seconds (7 days)",
+        ),
+        (
+            ["--lock-timeout", "0.0001"],
+            f"0.0001 is below the minimum of 0.001 seconds ({_TIMEOUTS})",
+        ),
+        (
+            ["--statement-timeout", "0.0009"],
+            f"0.0009 is below the minimum of 0.001 seconds ({_TIMEOUTS})",
+        ),
+        (
+            ["--lock-timeout", "2147484"],
+            f"2147484 is over the maximum of 2,147,483.647 seconds ({_TIMEOUTS})",
+        ),
+        (
+            ["--statement-timeout", "3e6"],
+            f"3e6 is over the maximum of 2,147,483.647 seconds ({_TIMEOUTS})",
+        ),
+    ],
+    ids=lambda v: "=".join(v) if isinstance(v, list) else "",
+)
+def test_runjob__every_number_has_bounds(args: list[str], message: str) -> None:
+    option = args[0]
+    error = _fails("runjob", JOB, *args)
+    assert str(error) == f"Error: argument {option}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "1000000"], None),
+        (["--sample", "1000000"], None),
+        (["--sleep", "604800"], None),
+        (["--lock-timeout", "0.001"], None),
+        (["--statement-timeout", "2147483.647"], None),
+        (["--max-quarantined", "0"], None),
+    ],
+    ids=lambda v: "=".join(v) if isinstance(v, list) else "",
+)
+def test_runjob__the_bounds_themselves_are_accepted(args: list[str], message: None) -> None:
+    from batchjobs.management.commands.runjob import Command  # noqa: PLC0415
+
+    parser = Command().create_parser("manage.py", "runjob")
+    options = vars(parser.parse_args([JOB, *args]))
+    assert options[args[0][2:].replace("-", "_")] == float(args[1])
+
+
+def test_listjobs__runs_has_bounds() -> None:
+    assert str(_fails("listjobs", JOB, "--runs", "1001")) == (
+        "Error: argument --runs: 1001 is over the maximum of 1,000"
+    )
+    assert str(_fails("listjobs", JOB, "--runs", "0")) == (
+        "Error: argument --runs: 0 is not greater than zero"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--batch-size", "99999999999999999999999", "--dry-run"],
+            "argument --batch-size: 99999999999999999999999 is over the maximum of 1,000,000",
+        ),
+        (
+            ["--lock-timeout", "0.0001"],
+            f"argument --lock-timeout: 0.0001 is below the minimum of 0.001 seconds ({_TIMEOUTS})",
+        ),
+    ],
+    ids=["batch-size", "lock-timeout"],
+)
+def test_runjob__out_of_bounds_on_the_command_line_is_exit_2(cli, args, message) -> None:
+    result = cli.run("runjob", JOB, *args)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == f"manage.py runjob: error: {message}"
+    assert "Traceback" not in result.stderr
+    assert not JobRun.objects.exists()
+
+
 @pytest.mark.parametrize("command", [["runjob", JOB], ["listjobs"]])
 def test_commands__database_down_is_one_line_and_exit_69(cli, command) -> None:
     port = _closed_port()
@@ -121,6 +216,135 @@ def test_commands__sqlite_file_that_cannot_be_opened_is_exit_69(cli, tmp_path) -
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.splitlines()
     assert "The database cannot be reached. (sqlite at " in line
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts connections and never says a word (a stuck proxy,
+    a half-open firewall): the port of a database that hangs every client."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:  # the server socket was closed: the test is over
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    server.close()
+    thread.join(timeout=5)
+    for conn in held:
+        conn.close()
+
+
+@pytest.mark.parametrize("command", [["runjob", JOB], ["listjobs"]])
+def test_commands__database_that_never_answers_exits_69_after_the_connect_timeout(
+    cli, silent_server: int, command: list[str]
+) -> None:
+    url = f"postgres://postgres:s3cret-pw@127.0.0.1:{silent_server}/batchjobs"
+    started = time.monotonic()
+    result = cli.run(*command, env={"DATABASE_URL": url}, timeout=60)
+    assert time.monotonic() - started < 15
+    assert result.returncode == 69, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(
+        "CommandError: The database cannot be reached. "
+        f"(postgresql at 127.0.0.1:{silent_server}/batchjobs): "
+    )
+    assert "timeout expired. Nothing answered within 5 s: " in line
+    assert "?connect_timeout=N in DATABASE_URL, or BATCHJOBS_CONNECT_TIMEOUT" in line
+    assert "s3cret-pw" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("query", "environment", "seconds"),
+    [("", "2", 2), ("?connect_timeout=2", "30", 2)],
+    ids=["environment", "url-wins"],
+)
+def test_commands__connect_timeout_is_set_by_the_environment_or_the_url(
+    cli, silent_server: int, query: str, environment: str, seconds: int
+) -> None:
+    url = f"postgres://postgres@127.0.0.1:{silent_server}/batchjobs{query}"
+    started = time.monotonic()
+    result = cli.run(
+        "listjobs", env={"DATABASE_URL": url, "BATCHJOBS_CONNECT_TIMEOUT": environment}
+    )
+    assert time.monotonic() - started < seconds + 4
+    assert result.returncode == 69, result.stderr
+    assert f"Nothing answered within {seconds} s" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "part"),
+    [
+        ("postgres//u:s3cret-pw@h/db", "it does not start with a scheme and '://'"),
+        ("postgres://u:s3cret-pw@h:abc/db", "its port (after the host's last ':') is not a"),
+        ("postgres://u:s3cret-pw@[::1/x", "its host is not a name, an IPv4 address or an"),
+        ("postgres://u:s3c/ret-pw@h/db", "its port (after the host's last ':') is not a"),
+        ("postgress://u:s3cret-pw@h/db", "its scheme 'postgress' is not one of postgres,"),
+        ("postgres://u:s3cret-pw@h", "it names no database (add /NAME after the host)"),
+        ("", "it is set but empty (unset it to use the local SQLite file"),
+    ],
+    ids=["no-scheme", "port", "ipv6", "unencoded-slash", "scheme", "no-name", "empty"],
+)
+@pytest.mark.parametrize("command", [["runjob", JOB], ["listjobs"]])
+def test_commands__malformed_database_url_is_one_line_and_exit_2(
+    cli, url: str, part: str, command: list[str]
+) -> None:
+    result = cli.run(*command, env={"DATABASE_URL": url})
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"ImproperlyConfigured: DATABASE_URL is malformed: {part}")
+    assert "s3cret" not in result.stderr and "ret-pw" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_commands__malformed_connect_timeout_is_one_line_and_exit_2(cli) -> None:
+    result = cli.run("listjobs", env={"BATCHJOBS_CONNECT_TIMEOUT": "5s"})
+    assert result.returncode == 2
+    assert result.stderr == (
+        "ImproperlyConfigured: BATCHJOBS_CONNECT_TIMEOUT must be a whole number of seconds, "
+        "at least 1.\n"
+    )
+
+
+def test_commands__tables_missing_after_migrate_fake_say_how_to_recover(cli, tmp_path) -> None:
+    """``migrate --fake`` records every migration and creates no table. Each command then
+    names the missing tables and the way out, and that way out works."""
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/faked.sqlite3"}
+    assert cli.run("migrate", "--fake", env=env).returncode == 0
+    advice = (
+        "(a `migrate --fake`?). Run `python manage.py migrate APP zero --fake` for each APP "
+        "of contenttypes, admin, auth, batchjobs, sessions, tickets (in that order), then "
+        "`python manage.py migrate`."
+    )
+    where = f"sqlite at {tmp_path}/faked.sqlite3"
+
+    listed = cli.run("listjobs", env=env)
+    assert listed.returncode == 2, listed.stderr
+    assert listed.stderr == (
+        f"CommandError: The database ({where}) lacks the table(s) batchjobs_jobrun, "
+        "batchjobs_quarantinedrow, though the migrations of batchjobs are recorded as "
+        f"applied {advice}\n"
+    )
+    ran = cli.run("runjob", JOB, env=env)
+    assert ran.returncode == 2, ran.stderr
+    assert ran.stderr == (
+        f"CommandError: The database ({where}) lacks the table(s) batchjobs_jobrun, "
+        "batchjobs_quarantinedrow, tickets_ticket, though the migrations of batchjobs and "
+        f"tickets are recorded as applied {advice}\n"
+    )
+
+    for app in ["contenttypes", "admin", "auth", "batchjobs", "sessions", "tickets"]:
+        step = cli.run("migrate", app, "zero", "--fake", env=env)
+        assert (step.returncode, step.stderr) == (0, "")
+    assert cli.run("migrate", env=env).returncode == 0
+    recovered = cli.run("runjob", JOB, "--log-format", "json", env=env)
+    assert recovered.returncode == 0, recovered.stderr
 
 
 # -- runjob: a run and its outcomes ------------------------------------------------------
@@ -380,3 +604,102 @@ def test_listjobs__unknown_job_exits_2() -> None:
     error = _fails("listjobs", "nope")
     assert error.returncode == 2
     assert str(error).startswith("Unknown job 'nope'.")
+
+
+# -- a broken job module -------------------------------------------------------------------
+
+BROKEN = {"BATCHJOBS_EXTRA_JOB_PACKAGES": "tests.scenario_jobs,tests.batchjobs.broken_jobs"}
+EXPLODING = (
+    "module tests.batchjobs.broken_jobs.exploding failed to import: RuntimeError: boom at import"
+)
+MISSING = (
+    "module tests.batchjobs.broken_jobs.missing_dependency failed to import: "
+    "ModuleNotFoundError: No module named 'batchjobs_no_such_dependency'"
+)
+
+
+def test_commands__a_broken_job_module_leaves_the_rotation_working(cli, seed) -> None:
+    """In the middle of an incident, someone's half-finished job module must not stop
+    the rotation; every command says which module is broken and why."""
+    seed(12)
+    rotated = cli.run("runjob", JOB, "--log-format", "json", env=BROKEN)
+    assert rotated.returncode == 0, rotated.stderr
+    run = JobRun.objects.get(job=JOB)
+    assert rotated.stderr.splitlines() == [
+        f"Warning: {EXPLODING} (its jobs are unavailable).",
+        f"Warning: {MISSING} (its jobs are unavailable).",
+        f"Run #{run.pk} of {JOB} succeeded: 12 rows.",
+    ]
+
+    listed = cli.run("listjobs", env=BROKEN)
+    assert listed.returncode == 0, listed.stderr
+    rows = _table_rows(listed.stdout)
+    assert rows[JOB].split()[:3] == [JOB, f"#{run.pk}", "succeeded"]
+    assert "broken_package_good_job" in rows
+    assert listed.stdout.splitlines()[-2:] == [
+        "Failed to import tests.batchjobs.broken_jobs.exploding: RuntimeError: boom at import "
+        "(its jobs are not listed).",
+        "Failed to import tests.batchjobs.broken_jobs.missing_dependency: ModuleNotFoundError: "
+        "No module named 'batchjobs_no_such_dependency' (its jobs are not listed).",
+    ]
+
+    as_json = cli.run("listjobs", "--json", env=BROKEN)
+    entries = json.loads(as_json.stdout)
+    assert {e["module"]: e["error_class"] for e in entries if e["job"] is None} == {
+        "tests.batchjobs.broken_jobs.exploding": "RuntimeError",
+        "tests.batchjobs.broken_jobs.missing_dependency": "ModuleNotFoundError",
+    }
+
+    unknown = cli.run("runjob", "nope", env=BROKEN)
+    assert unknown.returncode == 2
+    (line,) = unknown.stderr.splitlines()
+    assert line.startswith("CommandError: Unknown job 'nope'. Known jobs: ")
+    assert line.endswith(f" Note: {EXPLODING}. Note: {MISSING}.")
+
+
+# -- --traceback keeps the documented exit codes ---------------------------------------------
+
+
+def _traceback_then(result: Any, message: str) -> None:
+    """``--traceback`` shows where the error came from, and still says what it was."""
+    assert result.stderr.startswith("Traceback (most recent call last):")
+    assert result.stderr.splitlines()[-1].startswith(
+        f"django.core.management.base.CommandError: {message}"
+    )
+
+
+@pytest.mark.parametrize("command", ["runjob", "listjobs"])
+def test_commands__traceback_keeps_exit_2_for_an_unknown_job(cli, command: str) -> None:
+    result = cli.run(command, "nope", "--traceback")
+    assert result.returncode == 2, result.stderr
+    _traceback_then(result, "Unknown job 'nope'.")
+
+
+def test_runjob__traceback_keeps_exit_75_for_a_busy_run(cli) -> None:
+    live = _live_run()
+    result = cli.run("runjob", JOB, "--traceback", "--log-format", "json")
+    assert result.returncode == 75, result.stderr
+    _traceback_then(result, f"{JOB} is already running as run #{live.pk}")
+
+
+def test_runjob__traceback_keeps_exit_5_for_quarantined_rows(cli, seed) -> None:
+    seed(20)
+    bad = Ticket.objects.order_by("pk")[5].pk
+    result = cli.run(
+        "runjob",
+        "scenario_failing_rotation",
+        "--traceback",
+        "--log-format",
+        "json",
+        env={"SCENARIO_FAIL_KEYS": str(bad)},
+    )
+    assert result.returncode == 5, result.stderr
+    assert "Traceback (most recent call last):" in result.stderr
+
+
+def test_commands__traceback_keeps_exit_69_when_the_database_is_down(cli) -> None:
+    url = f"postgres://postgres:s3cret-pw@127.0.0.1:{_closed_port()}/batchjobs"
+    result = cli.run("listjobs", "--traceback", env={"DATABASE_URL": url})
+    assert result.returncode == 69, result.stderr
+    _traceback_then(result, "The database cannot be reached")
+    assert "s3cret-pw" not in result.stderr

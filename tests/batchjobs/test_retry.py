@@ -13,6 +13,13 @@ from django.db import utils as db_utils
 from tenacity import RetryCallState
 
 from batchjobs import retry
+from batchjobs.exceptions import (
+    DatabaseBusy,
+    DatabaseFailure,
+    DatabaseUnavailable,
+    InsufficientPrivilege,
+    SchemaMismatch,
+)
 from batchjobs.retry import ErrorKind, classify, describe, is_transient
 from tests.batchjobs.fakes import Contention
 from tickets.models import Ticket
@@ -354,3 +361,176 @@ def test_describe__real_unique_violation_does_not_quote_the_token() -> None:
     assert error_class == "psycopg2.errors.UniqueViolation"
     assert message.startswith("unique_violation (SQLSTATE 23505) on constraint ")
     assert "table tickets_ticket" in message
+
+
+# -- structural errors: the server's message names objects, never values ----------------
+
+
+def _real_error(sql: str, params: list[Any] | None = None) -> DatabaseError:
+    """The error the database really raises for ``sql`` (rolled back with its savepoint)."""
+    with pytest.raises(DatabaseError) as caught, transaction.atomic(), connection.cursor() as c:
+        c.execute(sql, params)
+    return caught.value
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("sql", "code", "primary"),
+    [
+        (
+            "SELECT * FROM tickets_ticket_renamed",
+            "42P01",
+            'relation "tickets_ticket_renamed" does not exist',
+        ),
+        (
+            "SELECT no_such_column FROM tickets_ticket",
+            "42703",
+            'column "no_such_column" does not exist',
+        ),
+        (
+            "SELECT no_such_function(id) FROM tickets_ticket",
+            "42883",
+            "function no_such_function(bigint) does not exist",
+        ),
+    ],
+    ids=["undefined-table", "undefined-column", "undefined-function"],
+)
+def test_describe__structural_error_shows_the_servers_message(
+    sql: str, code: str, primary: str
+) -> None:
+    _, message = describe(_real_error(sql))
+    assert message == f"database error (SQLSTATE {code}): {primary}"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_describe__missing_privilege_names_the_table() -> None:
+    role = f"batchjobs_test_{uuid.uuid4().hex[:12]}"
+    with connection.cursor() as c:  # rolled back with the test's transaction, role and all
+        c.execute(f'CREATE ROLE "{role}"')
+    error = _real_error(f'SET LOCAL ROLE "{role}"; SELECT token FROM tickets_ticket')
+    _, message = describe(error)
+    assert message == (
+        "database error (SQLSTATE 42501): permission denied for table tickets_ticket"
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("sql", "code"),
+    [
+        ("SELECT %s::uuid", "22P02"),  # invalid input syntax: quotes the input
+        ("SELECT 1 %s", "42601"),  # a syntax error quotes the query text near it
+    ],
+    ids=["invalid-input", "syntax-error"],
+)
+def test_describe__messages_that_quote_values_are_never_shown(sql: str, code: str) -> None:
+    secret = "s3cret-token-value"
+    error = _real_error(sql, [secret])
+    assert secret in str(error)  # the database quotes it...
+    _, message = describe(error)
+    assert message == f"database error (SQLSTATE {code})"  # ...the description does not
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_explain__real_unique_violation_on_the_token_never_shows_the_token() -> None:
+    token = uuid.uuid4()
+    Ticket.objects.create(title="a", token=token)
+    with pytest.raises(IntegrityError) as caught, transaction.atomic():
+        Ticket.objects.create(title="b", token=token)
+    error = retry.explain(caught.value, doing="Could not do it")
+    assert str(token) not in str(error)
+    assert str(token).replace("-", "") not in str(error)
+    assert str(error).startswith("Could not do it: unique_violation (SQLSTATE 23505) on ")
+    assert error.exit_code == 1
+
+
+# -- explain: which library error, and so which exit code -------------------------------
+
+
+@pytest.mark.django_db
+def test_explain__missing_table_is_a_schema_mismatch_exit_2() -> None:
+    error = retry.explain(
+        _real_error("SELECT * FROM tickets_ticket_renamed"), doing="Could not claim", after="Z."
+    )
+    assert isinstance(error, SchemaMismatch)
+    assert error.exit_code == 2
+    said = (
+        'database error (SQLSTATE 42P01): relation "tickets_ticket_renamed" does not exist'
+        if connection.vendor == "postgresql"
+        else "no such table: tickets_ticket_renamed"
+    )
+    assert str(error) == (
+        f"Could not claim: {said}. The database's tables do not match the code: run `python "
+        "manage.py migrate` (if the migrations are recorded but the tables are missing, "
+        "`migrate APP zero --fake` first). Z."
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_explain__missing_privilege_is_exit_77_and_names_the_table() -> None:
+    role = f"batchjobs_test_{uuid.uuid4().hex[:12]}"
+    with connection.cursor() as c:
+        c.execute(f'CREATE ROLE "{role}"')
+        c.execute(f'GRANT SELECT ON batchjobs_jobrun TO "{role}"')
+    error = retry.explain(
+        _real_error(f'SET LOCAL ROLE "{role}"; SELECT 1 FROM batchjobs_jobrun FOR UPDATE'),
+        doing="Nothing was asked",
+    )
+    assert isinstance(error, InsufficientPrivilege)
+    assert (error.exit_code, error.table) == (77, "batchjobs_jobrun")
+    assert str(error) == (
+        "Nothing was asked: database error (SQLSTATE 42501): permission denied for table "
+        "batchjobs_jobrun."
+    )
+
+
+@pytest.mark.django_db(transaction=True)  # the other session must see the row
+def test_explain__lock_contention_is_busy_exit_75() -> None:
+    ticket = Ticket.objects.create(title="a")
+    contention = Contention()
+    contention.hold(ticket.pk)
+    try:
+        with pytest.raises(OperationalError) as caught, transaction.atomic():
+            contention.collide(ticket.pk)
+    finally:
+        contention.release()
+    error = retry.explain(caught.value, doing="Could not claim")
+    assert isinstance(error, DatabaseBusy)
+    assert error.exit_code == 75
+    assert str(error).endswith("; try again in a moment.")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_explain__only_a_lost_connection_is_unavailable_exit_69() -> None:
+    with connection.cursor() as c:
+        c.execute("SELECT pg_backend_pid()")
+        pid = c.fetchone()[0]
+    killer = psycopg2.connect(**connection.get_connection_params())
+    try:
+        killer.autocommit = True
+        with killer.cursor() as c:
+            c.execute("SELECT pg_terminate_backend(%s)", [pid])
+    finally:
+        killer.close()
+    try:
+        with pytest.raises(DatabaseError) as caught, connection.cursor() as c:
+            c.execute("SELECT 1")
+    finally:
+        connection.close()
+    error = retry.explain(caught.value, doing="Could not claim")
+    assert isinstance(error, DatabaseUnavailable)
+    assert error.exit_code == 69
+    assert str(error).startswith("Could not claim: the database connection was lost (")
+
+
+def test_explain__anything_else_says_what_happened_exit_1() -> None:
+    cause = _DriverError("new row violates check constraint", pgcode="23514")
+    error = retry.explain(_wrapped(IntegrityError, cause), doing="Could not claim")
+    assert isinstance(error, DatabaseFailure)
+    assert (error.exit_code, str(error)) == (1, "Could not claim: database error (SQLSTATE 23514).")

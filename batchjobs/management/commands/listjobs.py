@@ -3,14 +3,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandParser
+from django.db import DatabaseError
 
 from batchjobs import control, registry
-from batchjobs.arguments import positive_int
+from batchjobs.arguments import whole_number
 from batchjobs.exceptions import BatchJobError
-from batchjobs.management.commands._common import require_database
+from batchjobs.management.commands._common import BatchCommand, command_error, require_database
 from batchjobs.models import JobRun
 from batchjobs.progress import format_duration
+from batchjobs.retry import explain
+
+MAX_RUNS = 1_000
+# What the database user needs, said when it lacks a privilege (exit 77).
+NEEDS = "SELECT on django_migrations, batchjobs_jobrun and batchjobs_quarantinedrow"
 
 
 def run_summary(run: JobRun | None) -> dict[str, Any] | None:
@@ -46,7 +52,7 @@ def run_summary(run: JobRun | None) -> dict[str, Any] | None:
     }
 
 
-class Command(BaseCommand):
+class Command(BatchCommand):
     help = "List the registered jobs with the state of their newest run."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -58,30 +64,45 @@ class Command(BaseCommand):
         )
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
         parser.add_argument(
-            "--runs", type=positive_int, default=5, help="With NAME: how many recent runs to show."
+            "--runs",
+            type=whole_number(minimum=1, maximum=MAX_RUNS),
+            default=5,
+            help=f"With NAME: how many recent runs to show (at most {MAX_RUNS:,}).",
         )
 
     def handle(self, *, name: str | None, json: bool, runs: int, **options: Any) -> None:
         try:
             jobs = [registry.get(name)] if name else registry.all_jobs()
         except BatchJobError as exc:
-            raise CommandError(str(exc), returncode=exc.exit_code) from None
-        require_database()
+            raise command_error(exc) from None
+        require_database(needs=NEEDS)
         limit = runs if name else 1
-        rows = [
-            {
-                "job": job.name,
-                "description": job.description,
-                "runs": [run_summary(r) for r in JobRun.objects.filter(job=job.name)[:limit]],
-            }
-            for job in jobs
-        ]
+        try:
+            rows = [
+                {
+                    "job": job.name,
+                    "description": job.description,
+                    "runs": [run_summary(r) for r in JobRun.objects.filter(job=job.name)[:limit]],
+                }
+                for job in jobs
+            ]
+        except DatabaseError as exc:
+            raise command_error(
+                explain(exc, doing="Could not read the runs"), needs=NEEDS
+            ) from None
+        broken = [] if name else registry.broken()
         if json:
-            self.stdout.write(_dumps(rows))
+            self.stdout.write(_dumps(rows + [_broken_entry(module) for module in broken]))
         elif name:
             self._detail(rows[0])
         else:
             self._table(rows)
+            for module in broken:
+                self.stdout.write(
+                    f"Failed to import {module.module}: {module.error_class}: {module.error} "
+                    "(its jobs are not listed).",
+                    style_func=self.style.WARNING,
+                )
 
     def _table(self, rows: list[dict[str, Any]]) -> None:
         header = ("JOB", "RUN", "STATE", "DONE/TOTAL", "%", "ETA", "STARTED", "FINISHED")
@@ -127,6 +148,18 @@ class Command(BaseCommand):
             for key, value in run.items():
                 if value not in (None, "", [], {}):
                     self.stdout.write(f"  {key:<18} {value}")
+
+
+def _broken_entry(module: registry.BrokenModule) -> dict[str, Any]:
+    """A job module that failed to import, in the shape of a job entry ("job" is null), so
+    that a script reading "job" and "runs" of every entry does not break on it."""
+    return {
+        "job": None,
+        "module": module.module,
+        "error_class": module.error_class,
+        "error": module.error,
+        "runs": [],
+    }
 
 
 def _short(iso: str | None) -> str:

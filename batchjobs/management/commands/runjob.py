@@ -2,19 +2,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from batchjobs import control, events, registry
-from batchjobs.arguments import non_negative_int, positive_int, seconds
+from batchjobs.arguments import (
+    MAX_ROWS,
+    positive_seconds,
+    row_count,
+    row_limit,
+    seconds,
+    timeout_seconds,
+)
 from batchjobs.exceptions import BatchJobError
-from batchjobs.management.commands._common import require_database
+from batchjobs.management.commands._common import BatchCommand, command_error, require_database
 from batchjobs.options import RunOptions
 from batchjobs.progress import format_duration
 from batchjobs.rehearsal import rehearse
 from batchjobs.runner import Runner
 
+# What the database user needs, said when it lacks a privilege (exit 77).
+RUN_NEEDS = (
+    "SELECT, INSERT and UPDATE on batchjobs_jobrun and batchjobs_quarantinedrow, SELECT and "
+    "UPDATE on the job's table, SELECT on django_migrations, and TEMPORARY on the database"
+)
+CONTROL_NEEDS = "SELECT on django_migrations, and SELECT and UPDATE on batchjobs_jobrun"
 
-class Command(BaseCommand):
+
+class Command(BatchCommand):
     help = (
         "Run a resumable batch job, or control its running run. Without options it resumes "
         "the newest unfinished run of NAME from its checkpoint, or starts a new run."
@@ -25,18 +39,19 @@ class Command(BaseCommand):
         run = parser.add_argument_group("running")
         run.add_argument(
             "--batch-size",
-            type=positive_int,
-            help="Fix the chunk size (rows per transaction) instead of adapting it.",
+            type=row_count,
+            help=f"Fix the chunk size (rows per transaction, 1 to {MAX_ROWS:,}) instead of "
+            "adapting it.",
         )
         run.add_argument(
             "--target-chunk-seconds",
-            type=seconds,
-            help="Adapt the chunk size to take about this long (default 0.5).",
+            type=positive_seconds,
+            help="Adapt the chunk size to take about this long (default 0.5; 0.001 s to 7 days).",
         )
         run.add_argument(
             "--sleep",
             type=seconds,
-            help="Pause this long between chunks, to leave the database room.",
+            help="Pause this long between chunks, to leave the database room (at most 7 days).",
         )
         run.add_argument(
             "--log-format",
@@ -46,23 +61,26 @@ class Command(BaseCommand):
         )
         run.add_argument(
             "--max-runtime",
-            type=seconds,
-            help="Stop (as interrupted) after this many seconds; the next run resumes.",
+            type=positive_seconds,
+            help="Stop (as interrupted) after this many seconds (at most 7 days); the next run "
+            "resumes.",
         )
         run.add_argument(
             "--statement-timeout",
-            type=seconds,
-            help="Per-chunk statement_timeout in seconds (PostgreSQL; default 30).",
+            type=timeout_seconds,
+            help="Per-chunk statement_timeout in seconds (PostgreSQL; default 30; 0.001 to "
+            "2147483.647).",
         )
         run.add_argument(
             "--lock-timeout",
-            type=seconds,
-            help="Per-chunk lock_timeout in seconds (PostgreSQL; default 5).",
+            type=timeout_seconds,
+            help="Per-chunk lock_timeout in seconds (PostgreSQL; default 5; 0.001 to 2147483.647).",
         )
         run.add_argument(
             "--max-quarantined",
-            type=non_negative_int,
-            help="Fail the run when more rows than this fail alone (default 10).",
+            type=row_limit,
+            help=f"Fail the run when more rows than this fail alone (default 10; at most "
+            f"{MAX_ROWS:,}).",
         )
         run.add_argument(
             "--sql-side",
@@ -114,33 +132,30 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--sample",
-            type=positive_int,
+            type=row_count,
             default=None,
-            help="Rows to rehearse with --dry-run (default: one chunk).",
+            help=f"Rows to rehearse with --dry-run (default: one chunk; at most {MAX_ROWS:,}).",
         )
 
     def handle(self, *, name: str, **options: Any) -> None:
         try:
             job_class = registry.get(name)
         except BatchJobError as exc:
-            raise CommandError(str(exc), returncode=exc.exit_code) from None
-        require_database()
+            raise command_error(exc) from None
+        for module in registry.broken():  # other jobs' trouble: say so, and carry on
+            self.stderr.write(
+                f"Warning: {module} (its jobs are unavailable).", style_func=self.style.WARNING
+            )
+        if options["pause"] or options["cancel"] or options["tune"]:
+            require_database(needs=CONTROL_NEEDS)
+            try:
+                self.stderr.write(self._control(name, options))
+            except BatchJobError as exc:
+                raise command_error(exc, needs=CONTROL_NEEDS) from None
+            return
+        job = job_class()
+        require_database(models=[job.get_queryset().model], needs=RUN_NEEDS)
         try:
-            if options["pause"] or options["cancel"]:
-                action = "pause" if options["pause"] else "cancel"
-                self.stderr.write(control.request(name, action))
-                return
-            if options["tune"]:
-                self.stderr.write(
-                    control.tune(
-                        name,
-                        sleep=options["sleep"],
-                        batch_size=options["batch_size"],
-                        target_chunk_seconds=options["target_chunk_seconds"],
-                    )
-                )
-                return
-            job = job_class()
             if options["dry_run"]:
                 self._dry_run(
                     job,
@@ -168,10 +183,20 @@ class Command(BaseCommand):
             )
             outcome = Runner(job, run_options).run()
         except BatchJobError as exc:
-            raise CommandError(str(exc), returncode=exc.exit_code) from None
+            raise command_error(exc, needs=RUN_NEEDS) from None
         if outcome.exit_code:
             raise CommandError(outcome.message, returncode=outcome.exit_code)
         self.stderr.write(outcome.message, style_func=self.style.SUCCESS)
+
+    def _control(self, name: str, options: dict[str, Any]) -> str:
+        if options["tune"]:
+            return control.tune(
+                name,
+                sleep=options["sleep"],
+                batch_size=options["batch_size"],
+                target_chunk_seconds=options["target_chunk_seconds"],
+            )
+        return control.request(name, "pause" if options["pause"] else "cancel")
 
     def _dry_run(self, job: Any, *, sample: int, **options: Any) -> None:
         result = rehearse(job, sample=sample, **options)
