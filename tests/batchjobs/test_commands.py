@@ -303,6 +303,16 @@ def test_commands__malformed_database_url_is_one_line_and_exit_2(
     assert result.stdout == ""
 
 
+def test_manage__still_honours_the_settings_option(cli) -> None:
+    """manage.py catches settings errors around Django's own start-up, so --settings is
+    applied before the settings are read."""
+    result = cli.run(
+        "diffsettings", "--settings", "tests.faults.settings_few_attempts", "--output", "unified"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "+ BATCHJOBS_MAX_ATTEMPTS = 3" in result.stdout.splitlines()
+
+
 def test_commands__malformed_connect_timeout_is_one_line_and_exit_2(cli) -> None:
     result = cli.run("listjobs", env={"BATCHJOBS_CONNECT_TIMEOUT": "5s"})
     assert result.returncode == 2
