@@ -238,9 +238,14 @@ def explain(exc: BaseException, *, doing: str, after: str = "") -> BatchJobError
         return DatabaseUnavailable(f"{doing}: the database connection was lost ({said}).{tail}")
     if kind in TRANSIENT and kind is not ErrorKind.UNIQUE_VIOLATION:
         return DatabaseBusy(f"{doing}: the database is busy ({said}); try again in a moment.{tail}")
-    if code == "42501" or (code is None and _SQLITE_READ_ONLY in said):
+    if code == "42501":
         found = _DENIED_TABLE.search(said)
         return InsufficientPrivilege(f"{doing}: {said}.{tail}", table=found and found[1])
+    if code is None and _SQLITE_READ_ONLY in said:
+        return InsufficientPrivilege(
+            f"{doing}: {said}: the SQLite file and its directory must be writable by the "
+            f"user running this.{tail}"
+        )
     if code in _UNDEFINED_OBJECT or (code is None and said.startswith(_SQLITE_UNDEFINED)):
         return SchemaMismatch(
             f"{doing}: {said}. The database's tables do not match the code: run `python "

@@ -303,6 +303,16 @@ def test_commands__malformed_database_url_is_one_line_and_exit_2(
     assert result.stdout == ""
 
 
+def test_manage__still_honours_the_settings_option(cli) -> None:
+    """manage.py catches settings errors around Django's own start-up, so --settings is
+    applied before the settings are read."""
+    result = cli.run(
+        "diffsettings", "--settings", "tests.faults.settings_few_attempts", "--output", "unified"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "+ BATCHJOBS_MAX_ATTEMPTS = 3" in result.stdout.splitlines()
+
+
 def test_commands__malformed_connect_timeout_is_one_line_and_exit_2(cli) -> None:
     result = cli.run("listjobs", env={"BATCHJOBS_CONNECT_TIMEOUT": "5s"})
     assert result.returncode == 2
@@ -550,6 +560,38 @@ def test_listjobs__table_shows_a_stalled_run_and_quarantined_rows() -> None:
     JobRun.objects.create(job=JOB, state=State.QUARANTINED, total=10, done=10, quarantined=2)
     rows = _table_rows(_call("listjobs")[0])
     assert "succeeded_with_quarantine (2 quarantined)" in rows[JOB]
+
+
+@pytest.mark.django_db
+def test_listjobs__eta_of_a_run_at_work() -> None:
+    _live_run(total=10, done=4, eta_seconds=125)
+    rows = _table_rows(_call("listjobs")[0])
+    assert rows[JOB].split()[2:6] == ["running", "4/10", "40.0", "2m05s"]
+    (entry,) = [e for e in json.loads(_call("listjobs", "--json")[0]) if e["job"] == JOB]
+    assert entry["runs"][0]["eta_seconds"] == 125
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("fields", "shown"),
+    [
+        ({"state": State.INTERRUPTED}, "interrupted"),
+        ({"state": State.PAUSED}, "paused"),
+        ({"state": State.FAILED}, "failed"),
+        ({"state": State.RUNNING, "owner_token": "gone"}, "stalled"),  # its process is dead
+    ],
+    ids=["interrupted", "paused", "failed", "stalled"],
+)
+def test_listjobs__no_eta_for_a_run_that_is_not_at_work(fields: dict[str, Any], shown: str):
+    """The stored ETA is the last one its process wrote; once that process stopped, the
+    ETA is a guess about work nobody is doing."""
+    JobRun.objects.create(job=JOB, total=10, done=4, eta_seconds=125, **fields)
+    rows = _table_rows(_call("listjobs")[0])
+    line = rows[JOB]
+    assert line.split()[2:5] == [shown, "4/10", "40.0"]
+    assert "2m05s" not in line
+    (entry,) = [e for e in json.loads(_call("listjobs", "--json")[0]) if e["job"] == JOB]
+    assert entry["runs"][0]["eta_seconds"] is None
 
 
 @pytest.mark.django_db

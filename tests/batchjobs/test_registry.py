@@ -120,10 +120,9 @@ def test_discover__a_broken_module_is_reported_and_the_others_stay_usable() -> N
 def test_registry__unknown_name_notes_the_modules_that_failed_to_import() -> None:
     with pytest.raises(UnknownJob) as caught:
         registry.get("nope")
-    assert str(caught.value) == (
-        "Unknown job 'nope'. Known jobs: broken_package_good_job, rotate_ticket_tokens. "
-        f"Note: {EXPLODING}. Note: {MISSING}."
-    )
+    message = str(caught.value)  # other tests' jobs may be registered too
+    assert message.startswith("Unknown job 'nope'. Known jobs: broken_package_good_job, ")
+    assert message.endswith(f"rotate_ticket_tokens. Note: {EXPLODING}. Note: {MISSING}.")
     assert caught.value.exit_code == 2
 
 
@@ -133,10 +132,8 @@ def test_listjobs__lists_the_good_jobs_and_a_line_per_broken_module() -> None:
     out = io.StringIO()
     call_command("listjobs", stdout=out)
     lines = out.getvalue().splitlines()
-    assert [line.split()[0] for line in lines[1:3]] == [
-        "broken_package_good_job",
-        "rotate_ticket_tokens",
-    ]
+    jobs = [line.split()[0] for line in lines[1:] if line and not line.startswith(" ")]
+    assert {"broken_package_good_job", "rotate_ticket_tokens"} <= set(jobs)
     assert lines[-2:] == [
         f"Failed to import {BROKEN}.exploding: RuntimeError: boom at import (its jobs are "
         "not listed).",
@@ -151,17 +148,14 @@ def test_listjobs__json_has_an_entry_per_broken_module() -> None:
     out = io.StringIO()
     call_command("listjobs", "--json", stdout=out)
     entries = json.loads(out.getvalue())
-    assert [e["job"] for e in entries] == [
-        "broken_package_good_job",
-        "rotate_ticket_tokens",
-        None,
-        None,
-    ]
-    assert entries[2] == {
+    jobs = [e["job"] for e in entries]
+    assert {"broken_package_good_job", "rotate_ticket_tokens"} <= set(jobs)
+    assert jobs[-2:] == [None, None]  # after the jobs
+    assert entries[-2] == {
         "job": None,
         "module": f"{BROKEN}.exploding",
         "error_class": "RuntimeError",
         "error": "boom at import",
         "runs": [],
     }
-    assert entries[3]["module"] == f"{BROKEN}.missing_dependency"
+    assert entries[-1]["module"] == f"{BROKEN}.missing_dependency"

@@ -534,3 +534,25 @@ def test_explain__anything_else_says_what_happened_exit_1() -> None:
     error = retry.explain(_wrapped(IntegrityError, cause), doing="Could not claim")
     assert isinstance(error, DatabaseFailure)
     assert (error.exit_code, str(error)) == (1, "Could not claim: database error (SQLSTATE 23514).")
+
+
+def test_explain__read_only_sqlite_file_is_exit_77(tmp_path) -> None:
+    path = tmp_path / "read-only.sqlite3"
+    sqlite3.connect(path).execute("CREATE TABLE t (x integer)")
+    read_only = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        with pytest.raises(sqlite3.OperationalError) as caught:
+            read_only.execute("INSERT INTO t VALUES (1)")
+    finally:
+        read_only.close()
+    error = retry.explain(
+        _wrapped(OperationalError, caught.value),  # as Django raises it
+        doing="Could not claim",
+        after="Nothing was changed.",
+    )
+    assert isinstance(error, InsufficientPrivilege)
+    assert (error.exit_code, error.table) == (77, None)
+    assert str(error) == (
+        "Could not claim: attempt to write a readonly database: the SQLite file and its "
+        "directory must be writable by the user running this. Nothing was changed."
+    )

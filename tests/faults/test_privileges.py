@@ -129,3 +129,33 @@ def test_commands__user_with_no_table_privilege_exit_77(cli, role_url, command, 
         f"on django_migrations; it needs {needs}."
     )
     assert list(JobRun.objects.values_list("pk", "requested_action")) == [(live.pk, "")]
+
+
+@pytest.fixture
+def no_connect_for_public(cli: Cli) -> Iterator[None]:
+    """CONNECT on the test database taken from PUBLIC (a superuser still connects), and
+    given back after the test."""
+    database = connection.settings_dict["NAME"]
+    with connection.cursor() as c:
+        c.execute(f'REVOKE CONNECT ON DATABASE "{database}" FROM PUBLIC')
+    yield
+    with connection.cursor() as c:
+        c.execute(f'GRANT CONNECT ON DATABASE "{database}" TO PUBLIC')
+
+
+@pytest.mark.usefixtures("no_connect_for_public")
+@pytest.mark.parametrize("command", [["runjob", JOB], ["listjobs"]], ids=["runjob", "listjobs"])
+def test_commands__user_without_connect_exit_77(cli, role_url, command: list[str]) -> None:
+    _, url = role_url(None)
+    result = cli.run(*command, env={"DATABASE_URL": url})
+    assert result.returncode == 77, result.stderr
+    (line,) = result.stderr.splitlines()
+    s = connection.settings_dict
+    assert line.startswith(
+        f"CommandError: The database (postgresql at {s['HOST']}:{s['PORT']}/{s['NAME']}) "
+        "refused the connection: connection to server at "
+    )
+    assert line.endswith(
+        f'FATAL:  permission denied for database "{s["NAME"]}". Grant the user CONNECT on '
+        "the database."
+    )

@@ -79,7 +79,8 @@ def command_error(exc: BatchJobError, *, needs: str = "") -> CommandError:
     says what the user holds on the table the database named, and what the command needs:
     the operator then grants it all at once rather than one refusal at a time."""
     message = str(exc)
-    if isinstance(exc, InsufficientPrivilege) and needs:
+    postgresql = connections[DEFAULT_DB_ALIAS].vendor == "postgresql"
+    if isinstance(exc, InsufficientPrivilege) and needs and postgresql:
         held = _privileges(exc.table) if exc.table else None
         if held is None:
             message += f" The database user needs {needs}."

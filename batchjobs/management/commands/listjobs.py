@@ -10,7 +10,7 @@ from batchjobs import control, registry
 from batchjobs.arguments import whole_number
 from batchjobs.exceptions import BatchJobError
 from batchjobs.management.commands._common import BatchCommand, command_error, require_database
-from batchjobs.models import JobRun
+from batchjobs.models import JobRun, State
 from batchjobs.progress import format_duration
 from batchjobs.retry import explain
 
@@ -22,14 +22,18 @@ NEEDS = "SELECT on django_migrations, batchjobs_jobrun and batchjobs_quarantined
 def run_summary(run: JobRun | None) -> dict[str, Any] | None:
     if run is None:
         return None
+    state = control.display_state(run)
+    # The stored ETA is the last one the process wrote: it means something only while
+    # that process is alive and at work (not paused, interrupted, failed or stalled).
+    at_work = run.state == State.RUNNING and state != "stalled"
     return {
         "run_id": run.pk,
-        "state": control.display_state(run),
+        "state": state,
         "done": run.done,
         "total": run.total,
         "percent": run.percent,
         "rate": run.rate,
-        "eta_seconds": run.eta_seconds if run.finished_at is None else None,
+        "eta_seconds": run.eta_seconds if at_work else None,
         "tuning": run.tuning,
         "chunks": run.chunks,
         "retries": run.retries,

@@ -153,9 +153,10 @@ class Command(BatchCommand):
             except BatchJobError as exc:
                 raise command_error(exc, needs=CONTROL_NEEDS) from None
             return
-        job = job_class()
-        require_database(models=[job.get_queryset().model], needs=RUN_NEEDS)
         try:
+            job = job_class()
+            # The job's table too: after a `migrate --fake` it is missing like ours.
+            require_database(models=[job.get_queryset().model], needs=RUN_NEEDS)
             if options["dry_run"]:
                 self._dry_run(
                     job,
