@@ -18,7 +18,7 @@ from tests.testapp.seeding import seed_items as create_items
 @pytest.fixture
 def seed_items(transactional_db: None) -> Callable[[int], int]:
     """``seed_items(n)`` creates n items (tests.testapp) and returns n; the library's tests
-    run their jobs over these, never over the domain's tickets."""
+    run their jobs over these, never over the domain's tables."""
     return create_items
 
 
