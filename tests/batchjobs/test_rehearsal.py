@@ -156,13 +156,14 @@ def test_runjob__dry_run_with_a_huge_batch_size_says_the_sample_was_capped(
     settings.BATCHJOBS_MAX_CHUNK_SIZE = 12
     seed_items(30)
     out = io.StringIO()
+    # The largest batch size the option accepts, far above the largest chunk.
     call_command(
-        "runjob", JOB, "--dry-run", "--batch-size", "1000000000", stdout=out, stderr=io.StringIO()
+        "runjob", JOB, "--dry-run", "--batch-size", "1000000", stdout=out, stderr=io.StringIO()
     )
     lines = out.getvalue().splitlines()
     assert lines[:3] == [
         f"Dry run of {JOB} on 12 rows (rolled back):",
-        "  sample capped at 12 rows, the largest chunk (asked for 1,000,000,000): one "
+        "  sample capped at 12 rows, the largest chunk (asked for 1,000,000): one "
         "transaction must not lock the whole table.",
         "  rows that would change: 12",
     ]
