@@ -1,16 +1,25 @@
-"""Fixtures for the library's tests: logging and the job registry are process-wide state,
-so tests that change them get them back as they were."""
+"""Fixtures for the library's tests: rows of the test app's ``Item`` to run jobs over; and
+logging and the job registry, which are process-wide state, so tests that change them get
+them back as they were."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import structlog
 
 from batchjobs import registry
+from tests.testapp.seeding import seed_items as create_items
+
+
+@pytest.fixture
+def seed_items(transactional_db: None) -> Callable[[int], int]:
+    """``seed_items(n)`` creates n items (tests.testapp) and returns n; the library's tests
+    run their jobs over these, never over the domain's tables."""
+    return create_items
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Small jobs and helpers for the in-process runner tests.
+"""Small jobs and helpers for the in-process runner tests, over the test app's ``Item``.
 
 The jobs register themselves when this module is imported (that is how jobs work); their
 names start with ``fake_`` so they cannot clash with real ones.
@@ -22,8 +22,8 @@ from batchjobs import Chunk
 from batchjobs.job import ResumableJob, RunInfo
 from batchjobs.models import JobRun
 from batchjobs.stopping import Stopper
-from jobs.rotate_ticket_tokens import RotateTicketTokens
-from tickets.models import Ticket
+from tests.testapp.jobs import RotateItemTokens
+from tests.testapp.models import Item
 
 
 class Crash(BaseException):
@@ -33,8 +33,8 @@ class Crash(BaseException):
 Hook = Callable[["RecordingRotation", Chunk], None]
 
 
-class RecordingRotation(RotateTicketTokens):
-    """The real rotation, plus a record of the keys of every ``process`` call that
+class RecordingRotation(RotateItemTokens):
+    """The test app's rotation, plus a record of the keys of every ``process`` call that
     returned, and a hook that runs at the start of each call (it may raise)."""
 
     name = "fake_recording_rotation"
@@ -42,7 +42,7 @@ class RecordingRotation(RotateTicketTokens):
     def __init__(
         self,
         *,
-        queryset: Callable[[], QuerySet[Ticket]] | None = None,
+        queryset: Callable[[], QuerySet[Item]] | None = None,
         before: Hook | None = None,
     ) -> None:
         self.chunks: list[list[Any]] = []
@@ -50,7 +50,7 @@ class RecordingRotation(RotateTicketTokens):
         self._queryset = queryset
         self._before = before
 
-    def get_queryset(self) -> QuerySet[Ticket]:
+    def get_queryset(self) -> QuerySet[Item]:
         return self._queryset() if self._queryset else super().get_queryset()
 
     def process(self, chunk: Chunk) -> int:
@@ -61,8 +61,8 @@ class RecordingRotation(RotateTicketTokens):
         self.chunks.append(list(chunk.keys))
         return changed
 
-    def pending(self, run: RunInfo) -> QuerySet[Ticket]:
-        # The real job's check, kept to this job's rows.
+    def pending(self, run: RunInfo) -> QuerySet[Item]:
+        # The rotation's check, kept to this job's rows.
         return self.get_queryset().filter(
             pk__lte=run.high_water_mark, token_issued_at__lt=run.started_at
         )
@@ -82,10 +82,10 @@ class UnverifiedRotation(RecordingRotation):
 
 
 class CloseByToken(ResumableJob):
-    """Seeks over a non-integer key: the ticket's unique UUID token. Closes each ticket."""
+    """Seeks over a non-integer key: the item's unique UUID token. Closes each item."""
 
     name = "fake_close_by_token"
-    description = "Close every ticket, walking the table in token order."
+    description = "Close every item, walking the table in token order."
     key = "token"
 
     def __init__(self, *, before: Callable[[CloseByToken, Chunk], None] | None = None) -> None:
@@ -93,30 +93,30 @@ class CloseByToken(ResumableJob):
         self.calls = 0
         self._before = before
 
-    def get_queryset(self) -> QuerySet[Ticket]:
-        return Ticket.objects.all()
+    def get_queryset(self) -> QuerySet[Item]:
+        return Item.objects.all()
 
     def process(self, chunk: Chunk) -> int:
         self.calls += 1
         if self._before:
             self._before(self, chunk)
-        changed = chunk.update(status=Ticket.Status.CLOSED)
+        changed = chunk.update(status=Item.Status.CLOSED)
         self.chunks.append(list(chunk.keys))
         return changed
 
 
-class NeverSettles(RotateTicketTokens):
+class NeverSettles(RotateItemTokens):
     """Its verification always finds rows that its ``process`` cannot fix."""
 
     name = "fake_never_settles"
     description = "A job whose verification pass keeps finding work."
 
-    def pending(self, run: RunInfo) -> QuerySet[Ticket]:
-        return Ticket.objects.filter(pk__lte=run.high_water_mark, title__startswith="stuck")
+    def pending(self, run: RunInfo) -> QuerySet[Item]:
+        return Item.objects.filter(pk__lte=run.high_water_mark, title__startswith="stuck")
 
 
 def tokens() -> dict[int, uuid.UUID]:
-    return dict(Ticket.objects.values_list("id", "token"))
+    return dict(Item.objects.values_list("id", "token"))
 
 
 def kill_owner(run_id: int) -> None:
@@ -164,11 +164,12 @@ class Contention:
             return
         self._holder = psycopg2.connect(**connection.get_connection_params())
         with self._holder.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM tickets_ticket WHERE id = %s FOR UPDATE", [pk])
+            table = connection.ops.quote_name(Item._meta.db_table)
+            cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR UPDATE", [pk])
 
     def collide(self, pk: int) -> None:
         if connection.vendor == "postgresql":
-            list(Ticket.objects.select_for_update(nowait=True).filter(pk=pk))
+            list(Item.objects.select_for_update(nowait=True).filter(pk=pk))
             return
         other = sqlite3.connect(connection.settings_dict["NAME"], timeout=0)
         try:
@@ -183,7 +184,7 @@ class Contention:
             self._holder = None
 
 
-class CollidingRotation(RotateTicketTokens):
+class CollidingRotation(RotateItemTokens):
     """Gives every row of a chunk the same token: a uniqueness collision."""
 
     name = "fake_colliding_rotation"

@@ -28,7 +28,7 @@ def fast_password_hasher(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def _live(job: str = "rotate_ticket_tokens", **fields: Any) -> JobRun:
+def _live(job: str = "rotate_item_tokens", **fields: Any) -> JobRun:
     return JobRun.objects.create(
         job=job,
         state=State.RUNNING,
@@ -52,7 +52,7 @@ def test_admin__list_shows_state_progress_bar_and_eta(admin_client) -> None:
 
 def test_admin__finished_run_has_no_eta(admin_client) -> None:
     JobRun.objects.create(
-        job="rotate_ticket_tokens",
+        job="rotate_item_tokens",
         state=State.SUCCEEDED,
         done=5,
         total=5,
@@ -86,18 +86,18 @@ def test_admin__action_asks_a_live_run(admin_client, action: str) -> None:
 
 
 def test_admin__action_on_a_finished_run_says_there_is_nothing_to_stop(admin_client) -> None:
-    run = JobRun.objects.create(job="rotate_ticket_tokens", state=State.SUCCEEDED)
+    run = JobRun.objects.create(job="rotate_item_tokens", state=State.SUCCEEDED)
     response = admin_client.post(
         reverse(CHANGELIST), {"action": "pause", "_selected_action": [run.pk]}, follow=True
     )
     # The admin capitalises the first letter of a message.
-    assert "Rotate_ticket_tokens has no unfinished run." in response.content.decode()
+    assert "Rotate_item_tokens has no unfinished run." in response.content.decode()
     run.refresh_from_db()
     assert run.state == State.SUCCEEDED
 
 
 def test_admin__action_pauses_a_dead_run_at_once(admin_client) -> None:
-    run = JobRun.objects.create(job="rotate_ticket_tokens", state=State.INTERRUPTED)
+    run = JobRun.objects.create(job="rotate_item_tokens", state=State.INTERRUPTED)
     admin_client.post(reverse(CHANGELIST), {"action": "pause", "_selected_action": [run.pk]})
     run.refresh_from_db()
     assert run.state == State.PAUSED
@@ -125,7 +125,7 @@ def test_admin__saving_tuning_never_writes_the_runners_columns_back(admin_client
     run.refresh_from_db()
     assert (run.cursor, run.done, run.state) == (200, 200, State.RUNNING)
     assert run.tuning == {"sleep": 0.5}
-    assert f"Run #{run.pk} of rotate_ticket_tokens will use sleep=0.5" in response.content.decode()
+    assert f"Run #{run.pk} of rotate_item_tokens will use sleep=0.5" in response.content.decode()
 
 
 def test_admin__bad_tuning_is_refused_with_a_message(admin_client) -> None:
@@ -195,7 +195,7 @@ def test_admin__actions_need_control_permission(
         run = _live()
         before, after = (State.RUNNING, ""), (State.RUNNING, action)
     else:  # no live process: changed at once, and cancel is final
-        run = JobRun.objects.create(job="rotate_ticket_tokens", state=State.INTERRUPTED)
+        run = JobRun.objects.create(job="rotate_item_tokens", state=State.INTERRUPTED)
         target = State.PAUSED if action == "pause" else State.CANCELLED
         before, after = (State.INTERRUPTED, ""), (target, "")
     response = _log_in(client, user).post(
@@ -234,7 +234,7 @@ def test_admin__tuning_needs_control_permission(client: Client, user: str) -> No
         assert response.status_code == 403
     else:
         assert (response.status_code, response.url) == (302, reverse(CHANGELIST))
-        assert f"Run #{run.pk} of rotate_ticket_tokens will use sleep=0.5" in _messages(response)[0]
+        assert f"Run #{run.pk} of rotate_item_tokens will use sleep=0.5" in _messages(response)[0]
 
 
 @pytest.mark.parametrize("user", [*CANNOT_CONTROL, *sorted(MAY_CONTROL)])
@@ -262,7 +262,7 @@ def test_admin__tuning_is_read_only_without_control(client: Client, user: str) -
 def test_admin__forged_pause_is_refused_like_any_unavailable_action(client: Client) -> None:
     """A user with delete but not control: no action is offered at all (bulk delete is
     withdrawn, it would delete unfinished runs), and a forged POST runs nothing."""
-    run = JobRun.objects.create(job="rotate_ticket_tokens", state=State.INTERRUPTED)
+    run = JobRun.objects.create(job="rotate_item_tokens", state=State.INTERRUPTED)
     user = User.objects.create_user("deleter", is_staff=True)
     user.user_permissions.set(
         Permission.objects.filter(codename__in=["view_jobrun", "delete_jobrun"])
@@ -288,7 +288,7 @@ def test_admin__every_action_declares_the_control_permission() -> None:
 def test_admin__an_unfinished_run_cannot_be_deleted(admin_client) -> None:
     """Deleting a live run would drop its checkpoint and the one-run-at-a-time guard."""
     live = _live()
-    finished = JobRun.objects.create(job="rotate_ticket_tokens", state=State.SUCCEEDED)
+    finished = JobRun.objects.create(job="rotate_item_tokens", state=State.SUCCEEDED)
     refused = admin_client.post(
         reverse("admin:batchjobs_jobrun_delete", args=[live.pk]), {"post": "yes"}
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,62 +14,64 @@ from django.db.models.functions import Concat, Now, Upper
 from batchjobs import update_by_key
 from batchjobs.bulk import _update_bulk_update
 from batchjobs.models import JobRun
-from tests.testapp.models import Pizzeria, Place, Restaurant
-from tickets.models import Ticket
-from tickets.seeding import seed
-from tickets.tokens import new_tokens
+from tests.testapp.models import Item, Pizzeria, Place, Restaurant
+from tests.testapp.seeding import seed_items
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def ids() -> list[int]:
-    seed(20)
-    return sorted(Ticket.objects.values_list("id", flat=True))
+    seed_items(20)
+    return sorted(Item.objects.values_list("id", flat=True))
+
+
+def _new_tokens(count: int) -> list[uuid.UUID]:
+    return [uuid.uuid4() for _ in range(count)]
 
 
 def _column(name: str, keys: list[int]) -> list[object]:
-    values = dict(Ticket.objects.filter(pk__in=keys).values_list("pk", name))
+    values = dict(Item.objects.filter(pk__in=keys).values_list("pk", name))
     return [values[k] for k in keys]
 
 
 def test_update_by_key__per_row_list_gives_each_key_its_own_value(ids: list[int]) -> None:
     keys = ids[2:12]
-    tokens = new_tokens(len(keys))
-    assert update_by_key(Ticket, key="pk", keys=keys, values={"token": tokens}) == 10
+    tokens = _new_tokens(len(keys))
+    assert update_by_key(Item, key="pk", keys=keys, values={"token": tokens}) == 10
     assert _column("token", keys) == tokens
 
 
 def test_update_by_key__keys_in_any_order_match_their_values(ids: list[int]) -> None:
     keys = [ids[7], ids[1], ids[4]]
-    update_by_key(Ticket, key="pk", keys=keys, values={"title": ("seven", "one", "four")})
+    update_by_key(Item, key="pk", keys=keys, values={"title": ("seven", "one", "four")})
     assert _column("title", keys) == ["seven", "one", "four"]
 
 
 def test_update_by_key__leaves_other_rows_and_columns_alone(ids: list[int]) -> None:
-    before = {t.pk: (t.token, t.title, t.status) for t in Ticket.objects.all()}
+    before = {t.pk: (t.token, t.title, t.status) for t in Item.objects.all()}
     keys = ids[5:8]
-    update_by_key(Ticket, key="pk", keys=keys, values={"title": ["a", "b", "c"]})
-    for ticket in Ticket.objects.all():
-        token, title, status = before[ticket.pk]
-        assert (ticket.token, ticket.status) == (token, status)
-        if ticket.pk not in keys:
-            assert ticket.title == title
+    update_by_key(Item, key="pk", keys=keys, values={"title": ["a", "b", "c"]})
+    for item in Item.objects.all():
+        token, title, status = before[item.pk]
+        assert (item.token, item.status) == (token, status)
+        if item.pk not in keys:
+            assert item.title == title
 
 
 def test_update_by_key__constant_applies_to_every_row(ids: list[int]) -> None:
-    Ticket.objects.update(status="open")
+    Item.objects.update(status="open")
     keys = ids[:6]
-    assert update_by_key(Ticket, key="pk", keys=keys, values={"status": "closed"}) == 6
+    assert update_by_key(Item, key="pk", keys=keys, values={"status": "closed"}) == 6
     assert set(_column("status", keys)) == {"closed"}
     assert set(_column("status", ids[6:])) == {"open"}
 
 
 def test_update_by_key__database_expression_applies_to_every_row(ids: list[int]) -> None:
     old = datetime(2000, 1, 1, tzinfo=UTC)
-    Ticket.objects.update(token_issued_at=old)
+    Item.objects.update(token_issued_at=old)
     keys = ids[:5]
-    assert update_by_key(Ticket, key="pk", keys=keys, values={"token_issued_at": Now()}) == 5
+    assert update_by_key(Item, key="pk", keys=keys, values={"token_issued_at": Now()}) == 5
     recent = datetime.now(UTC) - timedelta(hours=1)
     assert all(t > recent for t in _column("token_issued_at", keys))
     assert set(_column("token_issued_at", ids[5:])) == {old}
@@ -77,15 +80,15 @@ def test_update_by_key__database_expression_applies_to_every_row(ids: list[int])
 def test_update_by_key__expression_may_read_the_row_itself(ids: list[int], request) -> None:
     keys = ids[:3]
     titles = _column("title", keys)
-    update_by_key(Ticket, key="pk", keys=keys, values={"title": Concat(F("title"), Value("!"))})
+    update_by_key(Item, key="pk", keys=keys, values={"title": Concat(F("title"), Value("!"))})
     assert _column("title", keys) == [f"{t}!" for t in titles]
 
 
 def test_update_by_key__per_row_values_constants_and_expressions_together(ids: list[int]) -> None:
     keys = ids[:4]
-    tokens = new_tokens(4)
+    tokens = _new_tokens(4)
     changed = update_by_key(
-        Ticket,
+        Item,
         key="pk",
         keys=keys,
         values={"token": tokens, "status": "pending", "title": Upper(Value("x"))},
@@ -99,7 +102,7 @@ def test_update_by_key__per_row_values_constants_and_expressions_together(ids: l
 def test_update_by_key__text_values_with_array_syntax_characters(ids: list[int]) -> None:
     awkward = ["a,b", 'say "hi"', "{braces}", "NULL", "back\\slash", "it's", "ünï cödé", ""]
     keys = ids[: len(awkward)]
-    update_by_key(Ticket, key="pk", keys=keys, values={"title": awkward})
+    update_by_key(Item, key="pk", keys=keys, values={"title": awkward})
     assert _column("title", keys) == awkward
 
 
@@ -118,7 +121,7 @@ def test_update_by_key__integer_columns() -> None:
 def test_update_by_key__per_row_datetimes(ids: list[int]) -> None:
     keys = ids[:3]
     when = [datetime(2020, 1, d, 12, tzinfo=UTC) for d in (1, 2, 3)]
-    update_by_key(Ticket, key="pk", keys=keys, values={"token_issued_at": when})
+    update_by_key(Item, key="pk", keys=keys, values={"token_issued_at": when})
     assert _column("token_issued_at", keys) == when
 
 
@@ -126,7 +129,7 @@ def test_update_by_key__uuid_key(ids: list[int]) -> None:
     keys = ids[:3]
     tokens = _column("token", keys)
     changed = update_by_key(
-        Ticket, key="token", keys=tokens, values={"title": ["one", "two", "three"]}
+        Item, key="token", keys=tokens, values={"title": ["one", "two", "three"]}
     )
     assert changed == 3
     assert _column("title", keys) == ["one", "two", "three"]
@@ -134,14 +137,14 @@ def test_update_by_key__uuid_key(ids: list[int]) -> None:
 
 def test_update_by_key__rowcount_counts_only_rows_that_exist(ids: list[int]) -> None:
     keys = [ids[0], ids[1], ids[-1] + 1_000]
-    assert update_by_key(Ticket, key="pk", keys=keys, values={"title": ["a", "b", "c"]}) == 2
+    assert update_by_key(Item, key="pk", keys=keys, values={"title": ["a", "b", "c"]}) == 2
 
 
 def test_update_by_key__bounds_of_the_chunk_change_nothing_about_the_result(ids: list[int]):
     keys = ids[3:9]
-    tokens = new_tokens(len(keys))
+    tokens = _new_tokens(len(keys))
     changed = update_by_key(
-        Ticket, key="pk", keys=keys, values={"token": tokens}, bounds=(keys[0], keys[-1])
+        Item, key="pk", keys=keys, values={"token": tokens}, bounds=(keys[0], keys[-1])
     )
     assert changed == 6
     assert _column("token", keys) == tokens
@@ -151,7 +154,7 @@ def test_update_by_key__bounds_of_the_chunk_change_nothing_about_the_result(ids:
 def test_update_by_key__bounds_are_applied_by_the_database(ids: list[int]) -> None:
     keys = ids[3:9]
     changed = update_by_key(
-        Ticket, key="pk", keys=keys, values={"title": "bounded"}, bounds=(keys[1], keys[-2])
+        Item, key="pk", keys=keys, values={"title": "bounded"}, bounds=(keys[1], keys[-2])
     )
     assert changed == 4
     assert _column("title", keys)[1:-1] == ["bounded"] * 4
@@ -160,25 +163,25 @@ def test_update_by_key__bounds_are_applied_by_the_database(ids: list[int]) -> No
 
 def test_update_by_key__no_keys_no_statement(ids: list[int], django_assert_num_queries) -> None:
     with django_assert_num_queries(0):
-        assert update_by_key(Ticket, key="pk", keys=[], values={"title": []}) == 0
+        assert update_by_key(Item, key="pk", keys=[], values={"title": []}) == 0
 
 
 def test_update_by_key__list_of_the_wrong_length_is_refused(ids: list[int]) -> None:
     with pytest.raises(ValueError, match="title: 2 values for 3 keys"):
-        update_by_key(Ticket, key="pk", keys=ids[:3], values={"title": ["a", "b"]})
+        update_by_key(Item, key="pk", keys=ids[:3], values={"title": ["a", "b"]})
 
 
 def test_update_by_key__no_values_updates_nothing(ids: list[int]) -> None:
-    assert update_by_key(Ticket, key="pk", keys=ids[:3], values={}) == 0
+    assert update_by_key(Item, key="pk", keys=ids[:3], values={}) == 0
 
 
 def test_update_by_key__values_never_reach_the_debug_query_log(ids: list[int], settings) -> None:
     settings.DEBUG = True
     reset_queries()
     keys = ids[:5]
-    tokens = new_tokens(len(keys))
+    tokens = _new_tokens(len(keys))
     update_by_key(
-        Ticket,
+        Item,
         key="pk",
         keys=keys,
         values={"token": tokens, "token_issued_at": Now()},
@@ -193,10 +196,8 @@ def test_update_by_key__values_never_reach_the_debug_query_log(ids: list[int], s
 
 def test_update_by_key__fallback_for_other_backends_uses_bulk_update(ids: list[int]) -> None:
     keys = ids[:3]
-    tokens = new_tokens(3)
-    _update_bulk_update(
-        Ticket, "pk", keys, {"token": tokens}, {"status": "closed"}, connection.alias
-    )
+    tokens = _new_tokens(3)
+    _update_bulk_update(Item, "pk", keys, {"token": tokens}, {"status": "closed"}, connection.alias)
     assert _column("token", keys) == tokens
     assert set(_column("status", keys)) == {"closed"}
 

@@ -14,15 +14,15 @@ from batchjobs.keyset import high_water_mark
 from batchjobs.lease import Owner
 from batchjobs.models import JobRun, State
 from batchjobs.options import RunOptions
-from tickets.models import Ticket
+from tests.testapp.models import Item
 
-JOB = "rotate_ticket_tokens"
+JOB = "rotate_item_tokens"
 
 
 def _claim(**options: Any) -> Claim:
     return Claim(
         job_name=JOB,
-        queryset=Ticket.objects.all(),
+        queryset=Item.objects.all(),
         key="pk",
         options=RunOptions(**options),
         owner=Owner.current(),
@@ -31,12 +31,12 @@ def _claim(**options: Any) -> Claim:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_claim__new_run_is_owned_by_this_process_from_the_start(seed) -> None:
-    seed(12)
+def test_claim__new_run_is_owned_by_this_process_from_the_start(seed_items) -> None:
+    seed_items(12)
     owner = Owner.current()
     run = Claim(
         job_name=JOB,
-        queryset=Ticket.objects.all(),
+        queryset=Item.objects.all(),
         key="pk",
         options=RunOptions(reason="INC-9"),
         owner=owner,
@@ -50,9 +50,9 @@ def test_claim__new_run_is_owned_by_this_process_from_the_start(seed) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_claim__run_created_elsewhere_between_look_and_insert_makes_this_one_busy(
-    seed, monkeypatch: pytest.MonkeyPatch
+    seed_items, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seed(3)
+    seed_items(3)
 
     def racing(queryset: Any, key: str) -> Any:
         JobRun.objects.create(job=JOB, state=State.RUNNING)  # the other process's insert

@@ -17,7 +17,7 @@ from batchjobs.exceptions import InvalidOption, RunNotResumable
 from batchjobs.models import JobRun, State
 
 pytestmark = pytest.mark.django_db
-JOB = "rotate_ticket_tokens"
+JOB = "rotate_item_tokens"
 
 
 @pytest.fixture(scope="module")

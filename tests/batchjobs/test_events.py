@@ -16,7 +16,7 @@ from batchjobs import events
 from batchjobs.options import RunOptions
 from batchjobs.runner import Runner
 from tests.batchjobs.fakes import RecordingRotation
-from tickets.models import Ticket
+from tests.testapp.models import Item
 
 PROGRESS_KEYS = {
     "done",
@@ -73,12 +73,12 @@ def _json_lines(stream: io.StringIO) -> list[dict[str, Any]]:
 def test_json__one_object_per_line_with_event_job_run_id_timestamp_level() -> None:
     stream = io.StringIO()
     events.configure(log_format="json", stream=stream)
-    log = events.get_logger(job="rotate_ticket_tokens").bind(run_id=7)
+    log = events.get_logger(job="rotate_item_tokens").bind(run_id=7)
     log.info(events.STARTED, total=3)
     log.info(events.PROGRESS, **_progress())
     first, second = _json_lines(stream)
     assert first["event"] == "job.started"
-    assert (first["job"], first["run_id"], first["level"]) == ("rotate_ticket_tokens", 7, "info")
+    assert (first["job"], first["run_id"], first["level"]) == ("rotate_item_tokens", 7, "info")
     stamp = datetime.fromisoformat(first["timestamp"])
     assert stamp.utcoffset() == timedelta(0)
     assert abs(datetime.now(stamp.tzinfo) - stamp) < timedelta(minutes=1)
@@ -177,10 +177,10 @@ def test_console__no_colour_codes_when_not_a_terminal() -> None:
 
 @pytest.fixture
 def ran(
-    seed: Callable[[int], int], small_chunks: None
+    seed_items: Callable[[int], int], small_chunks: None
 ) -> tuple[list[dict[str, Any]], dict[int, Any], Any]:
-    seed(30)
-    before = dict(Ticket.objects.values_list("id", "token"))
+    seed_items(30)
+    before = dict(Item.objects.values_list("id", "token"))
     with capture_logs() as logs:
         outcome = Runner(RecordingRotation(), RunOptions(batch_size=10)).run()
     return logs, before, outcome
@@ -227,7 +227,7 @@ def test_run_events__started_and_finished_carry_the_totals(ran) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_run_events__never_carry_a_token(ran) -> None:
     logs, before, _ = ran
-    after = dict(Ticket.objects.values_list("id", "token"))
+    after = dict(Item.objects.values_list("id", "token"))
     text = json.dumps(logs, default=str)
     for token in [*before.values(), *after.values()]:
         assert str(token) not in text
@@ -235,10 +235,10 @@ def test_run_events__never_carry_a_token(ran) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_run_events__progress_is_throttled_to_the_interval(seed, settings) -> None:
+def test_run_events__progress_is_throttled_to_the_interval(seed_items, settings) -> None:
     settings.BATCHJOBS_MIN_CHUNK_SIZE = 1
     settings.BATCHJOBS_PROGRESS_INTERVAL_SECONDS = 3_600
-    seed(30)
+    seed_items(30)
     with capture_logs() as logs:
         Runner(RecordingRotation(), RunOptions(batch_size=10)).run()
     progress = [e for e in logs if e["event"] == "job.progress"]

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 
 from batchjobs import Chunk, ResumableJob, RunInfo, registry
 from batchjobs.exceptions import BatchJobError, JobDefinitionError
-from tickets.models import Ticket
+from tests.testapp.models import Item
 
 pytestmark = pytest.mark.usefixtures("registry_snapshot")
 
@@ -20,7 +20,7 @@ class _Works:
     """The two methods every concrete job needs, to mix into definition tests."""
 
     def get_queryset(self) -> QuerySet[Any]:
-        return Ticket.objects.all()
+        return Item.objects.all()
 
     def process(self, chunk: Chunk) -> int:
         return 0
@@ -118,12 +118,12 @@ def test_job__two_jobs_with_one_name_are_refused() -> None:
     assert registry.get("test_job_twice") is First
 
 
-def test_job__taking_the_name_of_a_shipped_job_is_refused() -> None:
-    registry.discover()
-    with pytest.raises(JobDefinitionError, match="Two jobs are named 'rotate_ticket_tokens'"):
+def test_job__taking_the_name_of_a_discovered_job_is_refused() -> None:
+    registry.discover()  # finds rotate_item_tokens in the test app's jobs module
+    with pytest.raises(JobDefinitionError, match="Two jobs are named 'rotate_item_tokens'"):
 
         class Impostor(_Works, ResumableJob):
-            name = "rotate_ticket_tokens"
+            name = "rotate_item_tokens"
             description = "Not the real one."
 
 

@@ -15,30 +15,30 @@ from batchjobs import Chunk, ResumableJob
 from batchjobs.exceptions import JobDefinitionError
 from batchjobs.keyset import key_field
 from batchjobs.models import JobRun
-from tickets.models import Ticket
+from tests.testapp.models import Item
 
 
 def test_key_field__unknown_key_names_the_model_and_the_fields_that_can_be_the_key() -> None:
     with pytest.raises(JobDefinitionError) as caught:
-        key_field(Ticket, "nope")
+        key_field(Item, "nope")
     assert str(caught.value) == (
-        "the job's key: Ticket has no field named 'nope'; fields that can be the key (unique, "
+        "the job's key: Item has no field named 'nope'; fields that can be the key (unique, "
         "not null): pk, id, token"
     )
 
 
 def test_key_field__a_typo_gets_a_suggestion() -> None:
     with pytest.raises(JobDefinitionError) as caught:
-        key_field(Ticket, "tokne")
+        key_field(Item, "tokne")
     assert str(caught.value) == (
-        "the job's key: Ticket has no field named 'tokne'; did you mean 'token'? fields that "
+        "the job's key: Item has no field named 'tokne'; did you mean 'token'? fields that "
         "can be the key (unique, not null): pk, id, token"
     )
 
 
 def test_key_field__known_keys_still_resolve() -> None:
-    assert key_field(Ticket, "pk").name == "id"
-    assert key_field(Ticket, "token").name == "token"
+    assert key_field(Item, "pk").name == "id"
+    assert key_field(Item, "token").name == "token"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -50,7 +50,7 @@ def test_runjob__job_with_a_misspelled_key_is_one_line() -> None:
         key = "nope"
 
         def get_queryset(self) -> QuerySet[Any]:
-            return Ticket.objects.all()
+            return Item.objects.all()
 
         def process(self, chunk: Chunk) -> int:
             return 0
@@ -59,7 +59,7 @@ def test_runjob__job_with_a_misspelled_key_is_one_line() -> None:
         call_command("runjob", MisspelledKey.name, "--log-format", "json", stdout=io.StringIO())
     assert caught.value.returncode == 1
     assert str(caught.value) == (
-        "the job's key: Ticket has no field named 'nope'; fields that can be the key (unique, "
+        "the job's key: Item has no field named 'nope'; fields that can be the key (unique, "
         "not null): pk, id, token"
     )
     assert not JobRun.objects.exists()

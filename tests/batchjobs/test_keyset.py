@@ -12,26 +12,25 @@ from batchjobs import keyset as keyset_module
 from batchjobs.chunk import Chunk
 from batchjobs.exceptions import JobDefinitionError
 from batchjobs.keyset import Keyset, check_queryset, high_water_mark, key_field
-from tests.testapp.models import Group, Member, Note, Restaurant
-from tickets.models import Ticket
-from tickets.seeding import seed
+from tests.testapp.models import Group, Item, Member, Note, Restaurant
+from tests.testapp.seeding import seed_items
 
 # -- the queryset a job may hand over ---------------------------------------------------
 
 
 def test_check_queryset__accepts_a_filtered_queryset() -> None:
-    check_queryset(Ticket.objects.filter(status="open").exclude(title=""))
+    check_queryset(Item.objects.filter(status="open").exclude(title=""))
 
 
 @pytest.mark.parametrize(
     ("queryset", "says"),
     [
-        (lambda: Ticket.objects.all()[:10], "sliced"),
-        (lambda: Ticket.objects.all()[5:], "sliced"),
-        (lambda: Ticket.objects.order_by("-id"), "order_by"),
-        (lambda: Ticket.objects.order_by("title"), "drop the ordering"),
-        (lambda: Ticket.objects.distinct(), "distinct()"),  # noqa: PLW0108
-        (lambda: Ticket.objects.filter(pk=1).union(Ticket.objects.filter(pk=2)), "set operation"),
+        (lambda: Item.objects.all()[:10], "sliced"),
+        (lambda: Item.objects.all()[5:], "sliced"),
+        (lambda: Item.objects.order_by("-id"), "order_by"),
+        (lambda: Item.objects.order_by("title"), "drop the ordering"),
+        (lambda: Item.objects.distinct(), "distinct()"),  # noqa: PLW0108
+        (lambda: Item.objects.filter(pk=1).union(Item.objects.filter(pk=2)), "set operation"),
     ],
     ids=["sliced", "offset", "ordered", "ordered-by-other", "distinct", "union"],
 )
@@ -45,22 +44,22 @@ def test_check_queryset__refuses_what_the_library_must_own(queryset, says: str) 
 
 
 def test_key_field__pk_and_unique_fields_are_keys() -> None:
-    assert key_field(Ticket, "pk").name == "id"
-    assert key_field(Ticket, "token").name == "token"
+    assert key_field(Item, "pk").name == "id"
+    assert key_field(Item, "token").name == "token"
 
 
 def test_key_field__refuses_a_non_unique_field() -> None:
-    with pytest.raises(JobDefinitionError, match="key 'title' of Ticket must be a unique field"):
-        key_field(Ticket, "title")
+    with pytest.raises(JobDefinitionError, match="key 'title' of Item must be a unique field"):
+        key_field(Item, "title")
 
 
-@isolate_apps("tickets")
+@isolate_apps("tests.testapp")
 def test_key_field__refuses_a_nullable_unique_field() -> None:
     class Gadget(models.Model):  # noqa: DJ008
         serial = models.IntegerField(unique=True, null=True)
 
         class Meta:
-            app_label = "tickets"
+            app_label = "testapp"
 
     with pytest.raises(JobDefinitionError, match="key 'serial' of Gadget must not be nullable"):
         key_field(Gadget, "serial")
@@ -68,7 +67,7 @@ def test_key_field__refuses_a_nullable_unique_field() -> None:
 
 def test_key_field__unknown_field_is_an_error() -> None:
     with pytest.raises(Exception, match="no field named 'nope'"):
-        key_field(Ticket, "nope")
+        key_field(Item, "nope")
 
 
 # -- planning chunks on the database -----------------------------------------------------
@@ -76,13 +75,13 @@ def test_key_field__unknown_field_is_an_error() -> None:
 
 @pytest.fixture
 def ids() -> list[int]:
-    seed(25)
-    return sorted(Ticket.objects.values_list("id", flat=True))
+    seed_items(25)
+    return sorted(Item.objects.values_list("id", flat=True))
 
 
 @pytest.mark.django_db
 def test_next_keys__walks_the_keys_in_order_after_the_cursor(ids: list[int]) -> None:
-    keyset = Keyset(Ticket.objects.all(), "pk", ids[-1])
+    keyset = Keyset(Item.objects.all(), "pk", ids[-1])
     assert keyset.next_keys(after=None, limit=10) == ids[:10]
     assert keyset.next_keys(after=ids[9], limit=10) == ids[10:20]
     assert keyset.next_keys(after=ids[19], limit=10) == ids[20:]
@@ -91,28 +90,28 @@ def test_next_keys__walks_the_keys_in_order_after_the_cursor(ids: list[int]) -> 
 
 @pytest.mark.django_db
 def test_next_keys__stops_at_the_high_water_mark(ids: list[int]) -> None:
-    keyset = Keyset(Ticket.objects.all(), "pk", ids[4])
+    keyset = Keyset(Item.objects.all(), "pk", ids[4])
     assert keyset.next_keys(after=None, limit=100) == ids[:5]
 
 
 @pytest.mark.django_db
 def test_next_keys__empty_table_has_no_high_water_mark_and_no_keys() -> None:
-    keyset = Keyset(Ticket.objects.all(), "pk", high_water_mark(Ticket.objects.all(), "pk"))
+    keyset = Keyset(Item.objects.all(), "pk", high_water_mark(Item.objects.all(), "pk"))
     assert keyset.upto is None
     assert keyset.next_keys(after=None, limit=10) == []
 
 
 @pytest.mark.django_db
 def test_next_keys__keeps_the_job_filter(ids: list[int]) -> None:
-    Ticket.objects.filter(pk__in=ids[::2]).update(title="even")
-    queryset = Ticket.objects.filter(title="even")
+    Item.objects.filter(pk__in=ids[::2]).update(title="even")
+    queryset = Item.objects.filter(title="even")
     keyset = Keyset(queryset, "pk", high_water_mark(queryset, "pk"))
     assert keyset.next_keys(after=None, limit=100) == ids[::2]
 
 
 @pytest.mark.django_db
 def test_next_keys__seeks_with_a_range_and_limit_never_offset(ids: list[int]) -> None:
-    keyset = Keyset(Ticket.objects.all(), "pk", ids[-1])
+    keyset = Keyset(Item.objects.all(), "pk", ids[-1])
     with CaptureQueriesContext(connection) as queries:
         keyset.next_keys(after=ids[10], limit=5)
     (sql,) = [q["sql"] for q in queries.captured_queries]
@@ -124,8 +123,8 @@ def test_next_keys__seeks_with_a_range_and_limit_never_offset(ids: list[int]) ->
 
 @pytest.mark.django_db
 def test_next_keys__walks_a_uuid_key_in_order(ids: list[int]) -> None:
-    tokens = sorted(Ticket.objects.values_list("token", flat=True))
-    keyset = Keyset(Ticket.objects.all(), "token", tokens[-1])
+    tokens = sorted(Item.objects.values_list("token", flat=True))
+    keyset = Keyset(Item.objects.all(), "token", tokens[-1])
     first = keyset.next_keys(after=None, limit=10)
     assert first == tokens[:10]
     assert keyset.next_keys(after=first[-1], limit=100) == tokens[10:]
@@ -133,14 +132,14 @@ def test_next_keys__walks_a_uuid_key_in_order(ids: list[int]) -> None:
 
 @pytest.mark.django_db
 def test_high_water_mark__is_the_largest_key_of_the_queryset(ids: list[int]) -> None:
-    assert high_water_mark(Ticket.objects.all(), "pk") == ids[-1]
-    assert high_water_mark(Ticket.objects.filter(pk__lt=ids[3]), "pk") == ids[2]
+    assert high_water_mark(Item.objects.all(), "pk") == ids[-1]
+    assert high_water_mark(Item.objects.filter(pk__lt=ids[3]), "pk") == ids[2]
 
 
 @pytest.mark.django_db
 def test_high_water_mark__of_a_uuid_key(ids: list[int], request) -> None:
-    assert high_water_mark(Ticket.objects.all(), "token") == max(
-        Ticket.objects.values_list("token", flat=True)
+    assert high_water_mark(Item.objects.all(), "token") == max(
+        Item.objects.values_list("token", flat=True)
     )
 
 
@@ -148,11 +147,11 @@ def test_high_water_mark__of_a_uuid_key(ids: list[int], request) -> None:
 
 
 def test_encode_decode__round_trips_integers_and_uuids() -> None:
-    by_id = Keyset(Ticket.objects.all(), "pk", None)
+    by_id = Keyset(Item.objects.all(), "pk", None)
     assert by_id.encode(42) == 42
     assert by_id.decode(42) == 42
     assert by_id.encode(None) is None and by_id.decode(None) is None
-    by_token = Keyset(Ticket.objects.all(), "token", None)
+    by_token = Keyset(Item.objects.all(), "token", None)
     token = uuid.uuid4()
     assert by_token.encode(token) == str(token)
     assert by_token.decode(str(token)) == token
@@ -163,25 +162,21 @@ def test_encode_decode__round_trips_integers_and_uuids() -> None:
 
 @pytest.mark.django_db
 def test_chunk__knows_its_range_and_model(ids: list[int]) -> None:
-    keyset = Keyset(Ticket.objects.filter(status="open"), "pk", ids[-1])
+    keyset = Keyset(Item.objects.filter(status="open"), "pk", ids[-1])
     chunk = Chunk(keys=ids[3:8], keyset=keyset)
-    assert (len(chunk), chunk.first, chunk.last, chunk.model) == (5, ids[3], ids[7], Ticket)
-    expected = set(
-        Ticket.objects.filter(pk__in=ids[3:8], status="open").values_list("pk", flat=True)
-    )
+    assert (len(chunk), chunk.first, chunk.last, chunk.model) == (5, ids[3], ids[7], Item)
+    expected = set(Item.objects.filter(pk__in=ids[3:8], status="open").values_list("pk", flat=True))
     assert set(chunk.queryset.values_list("pk", flat=True)) == expected
 
 
 @pytest.mark.django_db
 def test_chunk__update_sets_values_on_its_rows_only(ids: list[int]) -> None:
-    keyset = Keyset(Ticket.objects.all(), "pk", ids[-1])
+    keyset = Keyset(Item.objects.all(), "pk", ids[-1])
     chunk = Chunk(keys=ids[3:8], keyset=keyset)
     assert chunk.update(title=[f"chunk-{i}" for i in range(5)], status="closed") == 5
-    rows = dict(Ticket.objects.filter(title__startswith="chunk-").values_list("pk", "title"))
+    rows = dict(Item.objects.filter(title__startswith="chunk-").values_list("pk", "title"))
     assert rows == {pk: f"chunk-{i}" for i, pk in enumerate(ids[3:8])}
-    assert set(Ticket.objects.filter(pk__in=ids[3:8]).values_list("status", flat=True)) == {
-        "closed"
-    }
+    assert set(Item.objects.filter(pk__in=ids[3:8]).values_list("status", flat=True)) == {"closed"}
 
 
 # -- a filter across a to-many relation (tests.testapp) ----------------------------------
@@ -259,9 +254,9 @@ def test_keyset__chunk_queryset_of_a_to_many_filter_updates_and_deletes_each_row
         lambda: Member.objects.filter(Exists(Note.objects.filter(member=OuterRef("pk")))),
         lambda: Note.objects.filter(member__name="m0"),  # a join to one row
         lambda: Restaurant.objects.filter(name="x"),  # the parent's table: one row
-        lambda: Ticket.objects.all(),  # noqa: PLW0108
+        lambda: Item.objects.all(),  # noqa: PLW0108
     ],
-    ids=["all", "filter", "exclude", "exists", "to-one", "inherited", "tickets"],
+    ids=["all", "filter", "exclude", "exists", "to-one", "inherited", "items"],
 )
 def test_keyset__a_queryset_without_a_to_many_join_is_planned_as_it_is(queryset) -> None:
     rows = queryset()

@@ -11,39 +11,40 @@ from django.core.management import call_command
 
 from batchjobs import registry
 from batchjobs.exceptions import UnknownJob
-from jobs.rotate_ticket_tokens import RotateTicketTokens
+from tests import testapp
+from tests.testapp.jobs import RotateItemTokens
 
 pytestmark = pytest.mark.usefixtures("registry_snapshot")
 
 
-def test_registry__finds_the_shipped_job_by_name() -> None:
-    assert registry.get("rotate_ticket_tokens") is RotateTicketTokens
+def test_registry__finds_a_discovered_job_by_name() -> None:
+    assert registry.get("rotate_item_tokens") is RotateItemTokens
 
 
 def test_registry__unknown_name_lists_the_known_jobs() -> None:
     with pytest.raises(UnknownJob) as caught:
-        registry.get("rotate_tiket_tokens")
+        registry.get("rotate_itme_tokens")
     message = str(caught.value)
-    assert message.startswith("Unknown job 'rotate_tiket_tokens'. Known jobs: ")
-    assert "rotate_ticket_tokens" in message
+    assert message.startswith("Unknown job 'rotate_itme_tokens'. Known jobs: ")
+    assert "rotate_item_tokens" in message
     assert caught.value.exit_code == 2
 
 
 def test_registry__all_jobs_sorted_by_name() -> None:
     names = [job.name for job in registry.all_jobs()]
     assert names == sorted(names)
-    assert "rotate_ticket_tokens" in names
+    assert "rotate_item_tokens" in names
 
 
 def test_registry__registering_the_same_class_again_is_a_reimport_not_a_clash() -> None:
-    registry.register(RotateTicketTokens)
-    assert registry.get("rotate_ticket_tokens") is RotateTicketTokens
+    registry.register(RotateItemTokens)
+    assert registry.get("rotate_item_tokens") is RotateItemTokens
 
 
 def test_registry__unregister_forgets_a_job() -> None:
-    registry.unregister("rotate_ticket_tokens")
+    registry.unregister("rotate_item_tokens")
     with pytest.raises(UnknownJob):
-        registry.get("rotate_ticket_tokens")
+        registry.get("rotate_item_tokens")
     registry.unregister("never_registered")  # no error
 
 
@@ -60,18 +61,18 @@ def undiscovered(registry_snapshot: object, monkeypatch: pytest.MonkeyPatch) -> 
 
 @pytest.mark.usefixtures("undiscovered")
 def test_discover__imports_every_public_module_of_the_job_packages(settings) -> None:
-    settings.BATCHJOBS_JOB_PACKAGES = ["jobs", "tests.batchjobs.sample_jobs"]
+    settings.BATCHJOBS_JOB_PACKAGES = ["tests.batchjobs.sample_jobs"]
     job = registry.get("sample_discovered_noop")  # _private.py would raise if imported
     assert job.__module__ == "tests.batchjobs.sample_jobs.noop"
     assert "tests.batchjobs.sample_jobs._private" not in sys.modules
-    assert registry.get("rotate_ticket_tokens") is RotateTicketTokens
+    assert registry.get("rotate_item_tokens") is RotateItemTokens  # an installed app's
 
 
 @pytest.mark.usefixtures("undiscovered")
 def test_discover__runs_once_per_process(settings) -> None:
-    settings.BATCHJOBS_JOB_PACKAGES = ["jobs"]
+    settings.BATCHJOBS_JOB_PACKAGES = []
     registry.discover()
-    settings.BATCHJOBS_JOB_PACKAGES = ["jobs", "tests.batchjobs.sample_jobs"]
+    settings.BATCHJOBS_JOB_PACKAGES = ["tests.batchjobs.sample_jobs"]
     with pytest.raises(UnknownJob):
         registry.get("sample_discovered_noop")
 
@@ -79,6 +80,7 @@ def test_discover__runs_once_per_process(settings) -> None:
 # -- a broken module in a job package --------------------------------------------------
 
 BROKEN = "tests.batchjobs.broken_jobs"
+APP_JOBS = "tests.testapp.jobs"
 EXPLODING = f"module {BROKEN}.exploding failed to import: RuntimeError: boom at import"
 MISSING = (
     f"module {BROKEN}.missing_dependency failed to import: ModuleNotFoundError: No module "
@@ -90,11 +92,18 @@ MISSING = (
 def with_broken_package(
     registry_snapshot: object, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> Iterator[None]:
-    """A process that has not looked for jobs yet, whose job packages include one with a
-    good module and two that raise at import."""
+    """A process that has not looked for jobs yet, whose job package has a good module and
+    two that raise at import.
+
+    As in a new process, nothing is registered and no job module is imported yet: the jobs
+    this test session defined elsewhere (tests.batchjobs.fakes) are not in the lists, and
+    the test app's jobs module is found, and imported afresh, like any installed app's."""
     monkeypatch.setattr(registry, "_discovered", False)
     monkeypatch.setattr(registry, "_broken", {}, raising=False)
-    settings.BATCHJOBS_JOB_PACKAGES = ["jobs", BROKEN]
+    monkeypatch.setattr(registry, "_registry", {})
+    monkeypatch.delitem(sys.modules, APP_JOBS)
+    monkeypatch.delattr(testapp, "jobs")
+    settings.BATCHJOBS_JOB_PACKAGES = [BROKEN]
     yield
     for name in [m for m in sys.modules if m.startswith(BROKEN)]:
         del sys.modules[name]
@@ -102,7 +111,7 @@ def with_broken_package(
 
 @pytest.mark.usefixtures("with_broken_package")
 def test_discover__a_broken_module_is_reported_and_the_others_stay_usable() -> None:
-    assert registry.get("rotate_ticket_tokens") is RotateTicketTokens
+    assert registry.get("rotate_item_tokens").__module__ == APP_JOBS
     assert registry.get("broken_package_good_job").__module__ == f"{BROKEN}.good"
     broken = registry.broken()
     assert [(m.module, m.error_class, m.error) for m in broken] == [
@@ -120,9 +129,10 @@ def test_discover__a_broken_module_is_reported_and_the_others_stay_usable() -> N
 def test_registry__unknown_name_notes_the_modules_that_failed_to_import() -> None:
     with pytest.raises(UnknownJob) as caught:
         registry.get("nope")
-    message = str(caught.value)  # other tests' jobs may be registered too
-    assert message.startswith("Unknown job 'nope'. Known jobs: broken_package_good_job, ")
-    assert message.endswith(f"rotate_ticket_tokens. Note: {EXPLODING}. Note: {MISSING}.")
+    assert str(caught.value) == (
+        "Unknown job 'nope'. Known jobs: broken_package_good_job, rotate_item_tokens. "
+        f"Note: {EXPLODING}. Note: {MISSING}."
+    )
     assert caught.value.exit_code == 2
 
 
@@ -132,8 +142,10 @@ def test_listjobs__lists_the_good_jobs_and_a_line_per_broken_module() -> None:
     out = io.StringIO()
     call_command("listjobs", stdout=out)
     lines = out.getvalue().splitlines()
-    jobs = [line.split()[0] for line in lines[1:] if line and not line.startswith(" ")]
-    assert {"broken_package_good_job", "rotate_ticket_tokens"} <= set(jobs)
+    assert [line.split()[0] for line in lines[1:3]] == [
+        "broken_package_good_job",
+        "rotate_item_tokens",
+    ]
     assert lines[-2:] == [
         f"Failed to import {BROKEN}.exploding: RuntimeError: boom at import (its jobs are "
         "not listed).",
@@ -148,14 +160,17 @@ def test_listjobs__json_has_an_entry_per_broken_module() -> None:
     out = io.StringIO()
     call_command("listjobs", "--json", stdout=out)
     entries = json.loads(out.getvalue())
-    jobs = [e["job"] for e in entries]
-    assert {"broken_package_good_job", "rotate_ticket_tokens"} <= set(jobs)
-    assert jobs[-2:] == [None, None]  # after the jobs
-    assert entries[-2] == {
+    assert [e["job"] for e in entries] == [
+        "broken_package_good_job",
+        "rotate_item_tokens",
+        None,
+        None,
+    ]
+    assert entries[2] == {
         "job": None,
         "module": f"{BROKEN}.exploding",
         "error_class": "RuntimeError",
         "error": "boom at import",
         "runs": [],
     }
-    assert entries[-1]["module"] == f"{BROKEN}.missing_dependency"
+    assert entries[3]["module"] == f"{BROKEN}.missing_dependency"

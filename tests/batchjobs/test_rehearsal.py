@@ -14,28 +14,27 @@ from django.db.models import F, QuerySet
 from batchjobs import Chunk, ResumableJob
 from batchjobs.models import JobRun
 from batchjobs.rehearsal import Rehearsal, rehearse
-from jobs.rotate_ticket_tokens import RotateTicketTokens
 from tests.batchjobs.fakes import CollidingRotation
-from tests.testapp.models import Group, Member
-from tickets.models import Ticket
+from tests.testapp.jobs import RotateItemTokens
+from tests.testapp.models import Group, Item, Member
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-JOB = RotateTicketTokens.name
-NOTIFYING = "scenario_notifying_rotation"  # tests/scenario_jobs/side_effects.py
+JOB = RotateItemTokens.name
+NOTIFYING = "scenario_notifying_item_rotation"  # tests/scenario_jobs/items.py
 
 
 def _rows() -> dict[int, tuple[Any, ...]]:
     return {
         t.pk: (t.token, t.token_issued_at, t.title, t.status, t.updated_at)
-        for t in Ticket.objects.all()
+        for t in Item.objects.all()
     }
 
 
-def test_rehearse__measures_on_a_sample_and_leaves_nothing_changed(seed) -> None:
-    seed(60)
+def test_rehearse__measures_on_a_sample_and_leaves_nothing_changed(seed_items) -> None:
+    seed_items(60)
     before = _rows()
-    result = rehearse(RotateTicketTokens(), sample=25)
+    result = rehearse(RotateItemTokens(), sample=25)
     assert (result.sample, result.changed, result.total, result.error) == (25, 25, 60, None)
     assert result.seconds > 0
     assert result.seconds_per_row == pytest.approx(result.seconds / 25)
@@ -44,14 +43,14 @@ def test_rehearse__measures_on_a_sample_and_leaves_nothing_changed(seed) -> None
     assert not JobRun.objects.exists()
 
 
-def test_rehearse__sample_larger_than_the_table_takes_every_row(seed) -> None:
-    seed(7)
-    result = rehearse(RotateTicketTokens(), sample=1_000)
+def test_rehearse__sample_larger_than_the_table_takes_every_row(seed_items) -> None:
+    seed_items(7)
+    result = rehearse(RotateItemTokens(), sample=1_000)
     assert (result.sample, result.changed, result.total) == (7, 7, 7)
 
 
-def test_rehearse__reports_a_uniqueness_collision_without_the_value(seed) -> None:
-    seed(10)
+def test_rehearse__reports_a_uniqueness_collision_without_the_value(seed_items) -> None:
+    seed_items(10)
     before = _rows()
     result = rehearse(CollidingRotation(), sample=5)
     assert result.error is not None
@@ -62,16 +61,16 @@ def test_rehearse__reports_a_uniqueness_collision_without_the_value(seed) -> Non
 
 
 def test_rehearse__job_that_does_not_count_is_assumed_to_change_every_row(
-    seed: Callable[[int], int], monkeypatch: pytest.MonkeyPatch
+    seed_items: Callable[[int], int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seed(5)
-    job = RotateTicketTokens()
+    seed_items(5)
+    job = RotateItemTokens()
     monkeypatch.setattr(job, "process", lambda chunk: None)
     assert rehearse(job, sample=3).changed == 3
 
 
 def test_rehearse__empty_table(transactional_db: None) -> None:
-    result = rehearse(RotateTicketTokens(), sample=10)
+    result = rehearse(RotateItemTokens(), sample=10)
     assert (result.sample, result.total, result.changed) == (0, 0, None)
     assert (result.seconds_per_row, result.projected_seconds) == (None, None)
 
@@ -86,8 +85,8 @@ def test_rehearsal__projection_arithmetic() -> None:
 
 
 @pytest.mark.usefixtures("registry_snapshot")
-def test_rehearse__the_job_knows_it_is_rehearsing_and_only_then(seed) -> None:
-    class Recording(RotateTicketTokens):
+def test_rehearse__the_job_knows_it_is_rehearsing_and_only_then(seed_items) -> None:
+    class Recording(RotateItemTokens):
         name = "test_rehearsal_recording"
         description = "Remembers what rehearsing said during each process call."
 
@@ -98,7 +97,7 @@ def test_rehearse__the_job_knows_it_is_rehearsing_and_only_then(seed) -> None:
             self.seen.append(self.rehearsing)
             return super().process(chunk)
 
-    seed(5)
+    seed_items(5)
     job = Recording()
     assert job.rehearsing is False
     rehearse(job, sample=5)
@@ -106,10 +105,10 @@ def test_rehearse__the_job_knows_it_is_rehearsing_and_only_then(seed) -> None:
 
 
 @pytest.mark.usefixtures("registry_snapshot")
-def test_rehearse__side_effects_deferred_to_on_commit_never_happen(seed, tmp_path) -> None:
+def test_rehearse__side_effects_deferred_to_on_commit_never_happen(seed_items, tmp_path) -> None:
     sent = tmp_path / "sent"
 
-    class Deferring(RotateTicketTokens):
+    class Deferring(RotateItemTokens):
         name = "test_rehearsal_deferring"
         description = "Notifies once the chunk's transaction commits."
 
@@ -117,13 +116,15 @@ def test_rehearse__side_effects_deferred_to_on_commit_never_happen(seed, tmp_pat
             transaction.on_commit(lambda: sent.write_text(f"{len(chunk)} notified"))
             return super().process(chunk)
 
-    seed(5)
+    seed_items(5)
     assert rehearse(Deferring(), sample=5).changed == 5
     assert not sent.exists()
 
 
-def test_runjob__dry_run_of_a_job_with_outside_effects_performs_none(seed, cli, tmp_path) -> None:
-    seed(20)
+def test_runjob__dry_run_of_a_job_with_outside_effects_performs_none(
+    seed_items, cli, tmp_path
+) -> None:
+    seed_items(20)
     notified = tmp_path / "notified"
     env = {"SCENARIO_NOTIFY_FILE": str(notified)}
     rehearsed = cli.run("runjob", NOTIFYING, "--dry-run", env=env)
@@ -139,20 +140,23 @@ def test_runjob__dry_run_of_a_job_with_outside_effects_performs_none(seed, cli, 
 # -- the sample is one chunk at most --------------------------------------------------------
 
 
-def test_rehearse__sample_is_capped_at_the_largest_chunk(seed, settings) -> None:
+def test_rehearse__sample_is_capped_at_the_largest_chunk(seed_items, settings) -> None:
     settings.BATCHJOBS_MAX_CHUNK_SIZE = 12
-    seed(30)
+    seed_items(30)
     before = _rows()
-    result = rehearse(RotateTicketTokens(), sample=1_000_000_000)
+    result = rehearse(RotateItemTokens(), sample=1_000_000_000)
     assert (result.sample, result.changed, result.total, result.capped_at) == (12, 12, 30, 12)
-    assert rehearse(RotateTicketTokens(), sample=12).capped_at is None
+    assert rehearse(RotateItemTokens(), sample=12).capped_at is None
     assert _rows() == before
 
 
-def test_runjob__dry_run_with_a_huge_batch_size_says_the_sample_was_capped(seed, settings) -> None:
+def test_runjob__dry_run_with_a_huge_batch_size_says_the_sample_was_capped(
+    seed_items, settings
+) -> None:
     settings.BATCHJOBS_MAX_CHUNK_SIZE = 12
-    seed(30)
+    seed_items(30)
     out = io.StringIO()
+    # The largest batch size the option accepts, far above the largest chunk.
     call_command(
         "runjob", JOB, "--dry-run", "--batch-size", "1000000", stdout=out, stderr=io.StringIO()
     )

@@ -22,7 +22,7 @@ from batchjobs.exceptions import (
 )
 from batchjobs.retry import ErrorKind, classify, describe, is_transient
 from tests.batchjobs.fakes import Contention
-from tickets.models import Ticket
+from tests.testapp.models import Item
 
 
 class _DriverError(Exception):
@@ -81,7 +81,7 @@ def test_classify__sqlite_busy_database_is_transient() -> None:
 
 
 def test_classify__other_sqlite_operational_errors_are_permanent() -> None:
-    error = _wrapped(OperationalError, sqlite3.OperationalError("no such table: tickets"))
+    error = _wrapped(OperationalError, sqlite3.OperationalError("no such table: testapp_item"))
     assert classify(error) is ErrorKind.PERMANENT
     assert not is_transient(error)
 
@@ -101,7 +101,7 @@ def test_classify__interface_error_is_connection_lost() -> None:
     [
         ValueError("the job's code is broken"),
         RuntimeError("boom"),
-        IntegrityError("UNIQUE constraint failed: tickets_ticket.token"),
+        IntegrityError("UNIQUE constraint failed: testapp_item.token"),
         OperationalError("something else"),
     ],
 )
@@ -120,9 +120,9 @@ def test_transient__every_kind_but_permanent() -> None:
 @pytest.mark.django_db
 def test_classify__real_unique_violation() -> None:
     token = uuid.uuid4()
-    Ticket.objects.create(title="a", token=token)
+    Item.objects.create(title="a", token=token)
     with pytest.raises(IntegrityError) as caught, transaction.atomic():
-        Ticket.objects.create(title="b", token=token)
+        Item.objects.create(title="b", token=token)
     expected = ErrorKind.UNIQUE_VIOLATION if connection.vendor == "postgresql" else None
     if expected:
         assert classify(caught.value) is expected
@@ -132,12 +132,12 @@ def test_classify__real_unique_violation() -> None:
 
 @pytest.mark.django_db(transaction=True)  # the other session must see the row
 def test_classify__real_lock_contention_is_transient() -> None:
-    ticket = Ticket.objects.create(title="a")
+    item = Item.objects.create(title="a")
     contention = Contention()
-    contention.hold(ticket.pk)
+    contention.hold(item.pk)
     try:
         with pytest.raises(OperationalError) as caught, transaction.atomic():
-            contention.collide(ticket.pk)
+            contention.collide(item.pk)
     finally:
         contention.release()
     expected = (
@@ -313,7 +313,7 @@ def test_policy__waits_grow_exponentially_and_are_capped() -> None:
 
 def test_describe__sqlstate_error_keeps_condition_and_names_never_the_message() -> None:
     diag = SimpleNamespace(
-        constraint_name="tickets_ticket_token_key", table_name="tickets_ticket", column_name=None
+        constraint_name="testapp_item_token_key", table_name="testapp_item", column_name=None
     )
     secret = "6f1c1f7e-0000-4000-8000-000000000001"
     cause = _DriverError(
@@ -324,8 +324,7 @@ def test_describe__sqlstate_error_keeps_condition_and_names_never_the_message() 
     error_class, message = describe(_wrapped(IntegrityError, cause))
     assert error_class == f"{__name__}._DriverError"
     assert message == (
-        "unique_violation (SQLSTATE 23505) on constraint tickets_ticket_token_key, "
-        "table tickets_ticket"
+        "unique_violation (SQLSTATE 23505) on constraint testapp_item_token_key, table testapp_item"
     )
     assert secret not in message
 
@@ -352,15 +351,15 @@ def test_describe__error_without_a_message_is_named_by_its_class() -> None:
 @pytest.mark.django_db
 def test_describe__real_unique_violation_does_not_quote_the_token() -> None:
     token = uuid.uuid4()
-    Ticket.objects.create(title="a", token=token)
+    Item.objects.create(title="a", token=token)
     with pytest.raises(IntegrityError) as caught, transaction.atomic():
-        Ticket.objects.create(title="b", token=token)
+        Item.objects.create(title="b", token=token)
     assert str(token) in str(caught.value)  # the database quotes it...
     error_class, message = describe(caught.value)
     assert str(token) not in message  # ...the description does not
     assert error_class == "psycopg2.errors.UniqueViolation"
     assert message.startswith("unique_violation (SQLSTATE 23505) on constraint ")
-    assert "table tickets_ticket" in message
+    assert "table testapp_item" in message
 
 
 # -- structural errors: the server's message names objects, never values ----------------
@@ -379,17 +378,17 @@ def _real_error(sql: str, params: list[Any] | None = None) -> DatabaseError:
     ("sql", "code", "primary"),
     [
         (
-            "SELECT * FROM tickets_ticket_renamed",
+            "SELECT * FROM testapp_item_renamed",
             "42P01",
-            'relation "tickets_ticket_renamed" does not exist',
+            'relation "testapp_item_renamed" does not exist',
         ),
         (
-            "SELECT no_such_column FROM tickets_ticket",
+            "SELECT no_such_column FROM testapp_item",
             "42703",
             'column "no_such_column" does not exist',
         ),
         (
-            "SELECT no_such_function(id) FROM tickets_ticket",
+            "SELECT no_such_function(id) FROM testapp_item",
             "42883",
             "function no_such_function(bigint) does not exist",
         ),
@@ -409,11 +408,9 @@ def test_describe__missing_privilege_names_the_table() -> None:
     role = f"batchjobs_test_{uuid.uuid4().hex[:12]}"
     with connection.cursor() as c:  # rolled back with the test's transaction, role and all
         c.execute(f'CREATE ROLE "{role}"')
-    error = _real_error(f'SET LOCAL ROLE "{role}"; SELECT token FROM tickets_ticket')
+    error = _real_error(f'SET LOCAL ROLE "{role}"; SELECT token FROM testapp_item')
     _, message = describe(error)
-    assert message == (
-        "database error (SQLSTATE 42501): permission denied for table tickets_ticket"
-    )
+    assert message == ("database error (SQLSTATE 42501): permission denied for table testapp_item")
 
 
 @pytest.mark.postgres
@@ -438,9 +435,9 @@ def test_describe__messages_that_quote_values_are_never_shown(sql: str, code: st
 @pytest.mark.django_db
 def test_explain__real_unique_violation_on_the_token_never_shows_the_token() -> None:
     token = uuid.uuid4()
-    Ticket.objects.create(title="a", token=token)
+    Item.objects.create(title="a", token=token)
     with pytest.raises(IntegrityError) as caught, transaction.atomic():
-        Ticket.objects.create(title="b", token=token)
+        Item.objects.create(title="b", token=token)
     error = retry.explain(caught.value, doing="Could not do it")
     assert str(token) not in str(error)
     assert str(token).replace("-", "") not in str(error)
@@ -454,14 +451,14 @@ def test_explain__real_unique_violation_on_the_token_never_shows_the_token() -> 
 @pytest.mark.django_db
 def test_explain__missing_table_is_a_schema_mismatch_exit_2() -> None:
     error = retry.explain(
-        _real_error("SELECT * FROM tickets_ticket_renamed"), doing="Could not claim", after="Z."
+        _real_error("SELECT * FROM testapp_item_renamed"), doing="Could not claim", after="Z."
     )
     assert isinstance(error, SchemaMismatch)
     assert error.exit_code == 2
     said = (
-        'database error (SQLSTATE 42P01): relation "tickets_ticket_renamed" does not exist'
+        'database error (SQLSTATE 42P01): relation "testapp_item_renamed" does not exist'
         if connection.vendor == "postgresql"
-        else "no such table: tickets_ticket_renamed"
+        else "no such table: testapp_item_renamed"
     )
     assert str(error) == (
         f"Could not claim: {said}. The database's tables do not match the code: run `python "
@@ -491,12 +488,12 @@ def test_explain__missing_privilege_is_exit_77_and_names_the_table() -> None:
 
 @pytest.mark.django_db(transaction=True)  # the other session must see the row
 def test_explain__lock_contention_is_busy_exit_75() -> None:
-    ticket = Ticket.objects.create(title="a")
+    item = Item.objects.create(title="a")
     contention = Contention()
-    contention.hold(ticket.pk)
+    contention.hold(item.pk)
     try:
         with pytest.raises(OperationalError) as caught, transaction.atomic():
-            contention.collide(ticket.pk)
+            contention.collide(item.pk)
     finally:
         contention.release()
     error = retry.explain(caught.value, doing="Could not claim")

@@ -27,7 +27,6 @@ from batchjobs.models import JobRun, QuarantinedRow, State
 from batchjobs.options import RunOptions
 from batchjobs.runner import Outcome, Runner
 from batchjobs.stopping import Stopper
-from jobs.rotate_ticket_tokens import RotateTicketTokens
 from tests.batchjobs.fakes import (
     CloseByToken,
     Contention,
@@ -40,7 +39,8 @@ from tests.batchjobs.fakes import (
     kill_owner,
     tokens,
 )
-from tickets.models import Ticket
+from tests.testapp.jobs import RotateItemTokens
+from tests.testapp.models import Item
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("small_chunks")]
 
@@ -48,9 +48,9 @@ NAME = RecordingRotation.name
 
 
 @pytest.fixture
-def ids(seed: Callable[[int], int]) -> list[int]:
-    seed(50)
-    return sorted(Ticket.objects.values_list("id", flat=True))
+def ids(seed_items: Callable[[int], int]) -> list[int]:
+    seed_items(50)
+    return sorted(Item.objects.values_list("id", flat=True))
 
 
 def _run(job: Any, **options: Any) -> Outcome:
@@ -68,7 +68,7 @@ def _crash_on(call: int) -> Callable[[Any, Chunk], None]:
 def _fail_on(key: int) -> Callable[[Any, Chunk], None]:
     def before(job: Any, chunk: Chunk) -> None:
         if key in chunk.keys:
-            raise ValueError(f"cannot rotate ticket {key}")
+            raise ValueError(f"cannot rotate item {key}")
 
     return before
 
@@ -133,10 +133,10 @@ def test_runner__records_who_why_and_how(ids: list[int]) -> None:
 
 
 def test_runner__batch_size_is_honoured_below_the_adaptive_minimum(
-    seed: Callable[[int], int], settings: Any
+    seed_items: Callable[[int], int], settings: Any
 ) -> None:
     settings.BATCHJOBS_MIN_CHUNK_SIZE = 100  # the shipped default
-    seed(35)
+    seed_items(35)
     job = RecordingRotation()
     _run(job, batch_size=10)
     assert [len(c) for c in job.chunks] == [10, 10, 10, 5]
@@ -178,7 +178,7 @@ def test_runner__failure_keeps_the_checkpoint_and_the_next_run_resumes(ids: list
     assert f"Run #{run.pk} of {NAME} failed: " in str(caught.value)
     assert "checkpoint is kept" in str(caught.value)
     assert run.state == State.FAILED
-    assert f"cannot rotate ticket {ids[25]}" in run.error_message
+    assert f"cannot rotate item {ids[25]}" in run.error_message
     assert run.owner_token == ""
     # Rows before the bad one committed (the failing chunk was split to find it).
     assert (run.cursor, run.done) == (ids[24], 25)
@@ -285,10 +285,10 @@ def test_runner__rows_created_after_the_start_are_left_alone(ids: list[int]) -> 
     created: dict[int, uuid.UUID] = {}
 
     def add_rows(job: Any, chunk: Chunk) -> None:
-        if job.calls == 1:  # the application keeps creating tickets during the run
+        if job.calls == 1:  # the application keeps creating items during the run
             for i in range(5):
-                ticket = Ticket.objects.create(title=f"new {i}")
-                created[ticket.pk] = ticket.token
+                item = Item.objects.create(title=f"new {i}")
+                created[item.pk] = item.token
 
     job = RecordingRotation(before=add_rows)
     outcome = _run(job)
@@ -300,9 +300,9 @@ def test_runner__rows_created_after_the_start_are_left_alone(ids: list[int]) -> 
 
 
 def test_runner__only_the_rows_of_the_job_queryset(ids: list[int]) -> None:
-    Ticket.objects.filter(pk__in=ids[::3]).update(title="target")
+    Item.objects.filter(pk__in=ids[::3]).update(title="target")
     before = tokens()
-    job = RecordingRotation(queryset=lambda: Ticket.objects.filter(title="target"))
+    job = RecordingRotation(queryset=lambda: Item.objects.filter(title="target"))
     outcome = _run(job)
     assert set(job.processed) == set(ids[::3])
     assert _changed(before) == set(ids[::3])
@@ -312,7 +312,7 @@ def test_runner__only_the_rows_of_the_job_queryset(ids: list[int]) -> None:
 
 @pytest.mark.parametrize(
     "queryset",
-    [lambda: Ticket.objects.order_by("id"), lambda: Ticket.objects.all()[:10]],
+    [lambda: Item.objects.order_by("id"), lambda: Item.objects.all()[:10]],
     ids=["ordered", "sliced"],
 )
 def test_runner__ordered_or_sliced_queryset_is_refused_before_a_run(ids, queryset) -> None:
@@ -322,17 +322,17 @@ def test_runner__ordered_or_sliced_queryset_is_refused_before_a_run(ids, queryse
 
 
 def test_runner__walks_a_non_integer_key(ids: list[int], request) -> None:
-    order = sorted(Ticket.objects.values_list("token", flat=True))
+    order = sorted(Item.objects.values_list("token", flat=True))
     job = CloseByToken()
     outcome = _run(job)
     assert job.chunks == [order[i : i + 10] for i in range(0, 50, 10)]
-    assert set(Ticket.objects.values_list("status", flat=True)) == {"closed"}
+    assert set(Item.objects.values_list("status", flat=True)) == {"closed"}
     run = JobRun.objects.get(pk=outcome.run_id)
     assert (run.cursor, run.high_water_mark) == (str(order[-1]), str(order[-1]))
 
 
 def test_runner__resumes_a_non_integer_key_from_its_checkpoint(ids: list[int], request) -> None:
-    order = sorted(Ticket.objects.values_list("token", flat=True))
+    order = sorted(Item.objects.values_list("token", flat=True))
     with pytest.raises(Crash):
         _run(CloseByToken(before=_crash_on(3)))
     run = JobRun.objects.get(job=CloseByToken.name)
@@ -409,7 +409,7 @@ def test_runner__row_failing_alone_is_quarantined_and_the_rest_done(ids: list[in
     assert (row.key, row.error_class, row.error_message) == (
         bad,
         "builtins.ValueError",
-        f"cannot rotate ticket {bad}",
+        f"cannot rotate item {bad}",
     )
     run = JobRun.objects.get(pk=outcome.run_id)
     # The row set aside is not done: it still holds its old value.
@@ -451,7 +451,7 @@ def test_runner__a_missing_column_fails_the_run_instead_of_quarantining_rows(
 
     def misspelled(job: Any, chunk: Chunk) -> None:
         with connection.cursor() as c:
-            c.execute("UPDATE tickets_ticket SET no_such_column = 1 WHERE id = %s", [chunk.first])
+            c.execute("UPDATE testapp_item SET no_such_column = 1 WHERE id = %s", [chunk.first])
 
     with pytest.raises(JobFailed, match=r"no_such_column|42703"):
         _run(RecordingRotation(before=misspelled))
@@ -578,7 +578,7 @@ def test_runner__sleep_between_chunks(ids: list[int]) -> None:
 @pytest.mark.postgres
 def test_runner__sql_side_rotates_in_the_database(ids: list[int]) -> None:
     before = tokens()
-    outcome = _run(RotateTicketTokens(), sql_side=True)
+    outcome = _run(RotateItemTokens(), sql_side=True)
     assert outcome.state == State.SUCCEEDED
     after = tokens()
     assert _changed(before) == set(ids)
@@ -604,22 +604,22 @@ def test_runner__verification_resweeps_a_row_written_back_with_an_old_token(ids:
 
     def write_back(job: Any, chunk: Chunk) -> None:
         if job.calls == 3:  # an instance loaded before the rotation bypasses the model
-            Ticket.objects.filter(pk=ids[0]).update(token=leaked, token_issued_at=old)
+            Item.objects.filter(pk=ids[0]).update(token=leaked, token_issued_at=old)
 
     with capture_logs() as logs:
         outcome = _run(RecordingRotation(before=write_back))
     assert outcome.state == State.SUCCEEDED
     run = JobRun.objects.get(pk=outcome.run_id)
     assert run.verification == {"checked": 50, "stale_found": 1, "reswept": 1, "remaining": 0}
-    ticket = Ticket.objects.get(pk=ids[0])
-    assert ticket.token != leaked
-    assert ticket.token_issued_at >= run.started_at
+    item = Item.objects.get(pk=ids[0])
+    assert item.token != leaked
+    assert item.token_issued_at >= run.started_at
     (verified,) = [e for e in logs if e["event"] == "job.verified"]
     assert verified["stale_found"] == 1
 
 
 def test_runner__verification_that_cannot_settle_fails_the_run(ids: list[int]) -> None:
-    Ticket.objects.filter(pk=ids[7]).update(title="stuck for good")
+    Item.objects.filter(pk=ids[7]).update(title="stuck for good")
     with pytest.raises(JobFailed, match="verification found 1 rows still pending"):
         _run(NeverSettles())
     run = JobRun.objects.get(job=NeverSettles.name)

@@ -13,18 +13,18 @@ from batchjobs.models import JobRun
 from batchjobs.options import RunOptions
 from batchjobs.runner import Runner
 from batchjobs.stopping import EXIT_CODE_FOR_SIGNAL
-from jobs.rotate_ticket_tokens import RotateTicketTokens
+from tests.testapp.jobs import RotateItemTokens
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_unit__stop_signals_are_held_while_a_chunk_commits(
-    seed: Callable[[int], int], monkeypatch: pytest.MonkeyPatch
+    seed_items: Callable[[int], int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A handler that raised in the middle of COMMIT could leave the transaction half
     closed; every chunk's COMMIT runs with SIGINT, SIGTERM and SIGHUP blocked (they are
     handled right after), and the mask is restored when the run ends."""
-    seed(1_000)
+    seed_items(1_000)
     blocked_at_commit: list[bool] = []
     real_commit = connection._commit
 
@@ -34,7 +34,7 @@ def test_unit__stop_signals_are_held_while_a_chunk_commits(
         return real_commit(*args)
 
     monkeypatch.setattr(connection, "_commit", watched_commit)
-    outcome = Runner(RotateTicketTokens(), RunOptions(batch_size=100)).run()
+    outcome = Runner(RotateItemTokens(), RunOptions(batch_size=100)).run()
 
     assert outcome.exit_code == 0, outcome.message
     chunks = JobRun.objects.get(pk=outcome.run_id).chunks

@@ -1,8 +1,37 @@
-"""Test-only models: shapes a job's rows can take that the domain does not have."""
+"""Test-only models: the table the library's own tests rewrite, and shapes a job's rows can
+take that the domain does not have."""
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
+from django.utils import timezone
+
+# -- a table a job rewrites ----------------------------------------------------------------
+
+
+class Item(models.Model):
+    """The library's tests' stand-in for a domain table: a job gives each row a new
+    ``token`` (unique, so a job can hit a real unique violation, and a non-integer key to
+    walk), records when in ``token_issued_at`` (what a verification pass looks at), and must
+    leave ``title``, ``status`` and ``updated_at`` as they were."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        PENDING = "pending"
+        CLOSED = "closed"
+
+    id = models.BigAutoField(primary_key=True)
+    token = models.UUIDField(unique=True, default=uuid.uuid4)
+    token_issued_at = models.DateTimeField(default=timezone.now)
+    title = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Item {self.pk}: {self.title}"
+
 
 # -- a to-many relation: a filter across it matches a row once per related row ------------
 

@@ -5,7 +5,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from batchjobs import Chunk, ResumableJob
-from tickets.models import Ticket
+from tests.testapp.models import Item
 
 
 class GoodNeighbour(ResumableJob):
@@ -13,7 +13,7 @@ class GoodNeighbour(ResumableJob):
     description = "A good job next to broken modules."
 
     def get_queryset(self) -> QuerySet[Any]:
-        return Ticket.objects.all()
+        return Item.objects.all()
 
     def process(self, chunk: Chunk) -> int:
         return 0

@@ -5,7 +5,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from batchjobs import Chunk, ResumableJob
-from tickets.models import Ticket
+from tests.testapp.models import Item
 
 
 class DiscoveredNoop(ResumableJob):
@@ -13,7 +13,7 @@ class DiscoveredNoop(ResumableJob):
     description = "Found by discovery in a package named in BATCHJOBS_JOB_PACKAGES."
 
     def get_queryset(self) -> QuerySet[Any]:
-        return Ticket.objects.all()
+        return Item.objects.all()
 
     def process(self, chunk: Chunk) -> int:
         return 0

@@ -1,0 +1,41 @@
+"""The test app's job, found by discovery (the ``jobs`` module of an installed app) in every
+process that installs the test app: pytest's and the ``manage.py`` processes the tests
+start. It is the library's tests' stand-in for a shipped job: it rewrites a secret column
+the way a real one would, one statement per chunk through ``Chunk.update``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db.models import QuerySet
+from django.db.models.functions import Now
+
+from batchjobs import Chunk, ResumableJob, RunInfo
+from tests.testapp.models import Item
+
+
+class RotateItemTokens(ResumableJob):
+    name = "rotate_item_tokens"
+    description = "Give every item a fresh random token (the library's tests' job)."
+
+    def get_queryset(self) -> QuerySet[Item]:
+        return Item.objects.all()
+
+    def process(self, chunk: Chunk) -> int:
+        return self.rotate(chunk)
+
+    def rotate(self, chunk: Chunk) -> int:
+        """New tokens for the chunk's rows, and only that: other columns stay as they are."""
+        return chunk.update(token=[uuid.uuid4() for _ in range(len(chunk))], token_issued_at=Now())
+
+    def sql_values(self, connection: Any) -> dict[str, Any] | None:
+        if connection.vendor != "postgresql":
+            return None
+        from django.contrib.postgres.functions import RandomUUID  # noqa: PLC0415
+
+        return {"token": RandomUUID(), "token_issued_at": Now()}
+
+    def pending(self, run: RunInfo) -> QuerySet[Item]:
+        # A row present at the start whose token was issued before the run began.
+        return Item.objects.filter(pk__lte=run.high_water_mark, token_issued_at__lt=run.started_at)
