@@ -12,7 +12,12 @@ one process (``wait4`` in a small launcher), not an estimate.
 It measures; it does not judge. The goals are printed as PASS or MISS and never fail the
 command: a figure from a shared two-core machine is evidence, not a test result.
 
-Destructive: every approach empties ``tickets_ticket`` and deletes the rotation job's runs.
+The runs are read through the library's public face only: each ``runjob`` is started with
+``--restart`` (a new run, whatever an earlier, interrupted benchmark left unfinished) and
+its figures come from its own JSON events (``job.started``, ``job.finished``).
+
+Destructive: every approach empties ``tickets_ticket``. Each runjob leaves one finished run
+of the job in its history.
 """
 
 from __future__ import annotations
@@ -35,7 +40,6 @@ from typing import Any
 
 import django
 import psycopg2
-from django.apps import apps
 from django.conf import settings
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
@@ -432,13 +436,8 @@ def _create_database_if_missing() -> bool:
 
 
 def has_data() -> bool:
-    """Whether there are tickets or rotation runs that a benchmark would destroy."""
-    return Ticket.objects.exists() or _job_runs().exists()
-
-
-def _job_runs() -> Any:
-    # Looked up by name: the tickets app does not import the batchjobs library's models.
-    return apps.get_model("batchjobs", "JobRun").objects.filter(job=JOB)
+    """Whether there are tickets that a benchmark would destroy."""
+    return Ticket.objects.exists()
 
 
 def _table_name() -> str:
@@ -454,7 +453,6 @@ def fresh_table(rows: int) -> None:
     """
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {_table_name()} RESTART IDENTITY")
-    _job_runs().delete()
     seed(rows)
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM ANALYZE {_table_name()}")
@@ -482,7 +480,34 @@ def _wal_bytes_since(lsn: str) -> int:
 def empty_table() -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {_table_name()} RESTART IDENTITY")
-    _job_runs().delete()
+
+
+@dataclass(frozen=True)
+class Witness:
+    """The tokens of the first and the last row an approach must rotate, read through this
+    process's connection before it runs: if they have not changed after it, the approach
+    worked on another database (a DATABASE_URL that is not this command's) or not at all."""
+
+    tokens: dict[int, uuid.UUID]
+
+    @classmethod
+    def take(cls, rows: int) -> Witness:
+        # fresh_table() restarts the identity, so the rows are keys 1..N in order: two index
+        # lookups, where finding the N-th key would scan (and warm) the index before the run.
+        ends = {1, rows}
+        tokens = dict(Ticket.objects.filter(pk__in=ends).values_list("pk", "token"))
+        if set(tokens) != ends:
+            raise BenchmarkError(f"The table is not fresh: keys {sorted(ends)} are not there.")
+        return cls(tokens)
+
+    def check(self, approach: str) -> None:
+        now = dict(Ticket.objects.filter(pk__in=self.tokens).values_list("pk", "token"))
+        kept = sorted(k for k, token in self.tokens.items() if now.get(k) == token)
+        if kept:
+            raise BenchmarkError(
+                f"{approach} finished, but the rows {kept} of this database still have their "
+                "old tokens: is DATABASE_URL the database this command uses?"
+            )
 
 
 # -- the approaches -------------------------------------------------------------------
@@ -507,7 +532,8 @@ class _ChildRun:
     seconds: float
     peak_rss_kib: int
     returncode: int
-    last_event: dict[str, Any] | None
+    # The last event of each name the command printed (JSON lines): O(1) in the run's length.
+    events: dict[str, dict[str, Any]]
     tail: str
 
 
@@ -540,7 +566,7 @@ def _run_child(argv: list[str]) -> _ChildRun:
     The figures come from the launcher (above): wall time from fork to reaping, and the
     ``wait4`` resource usage of that one process (``RUSAGE_CHILDREN`` here would give the
     maximum over every child so far). Output goes to a temporary file of which only the
-    tail and the last JSON event are kept: O(1) memory here.
+    tail and the last JSON event of each name are kept: O(1) memory here.
     """
     with (
         tempfile.TemporaryFile("w+", encoding="utf-8") as out,
@@ -564,12 +590,13 @@ def _run_child(argv: list[str]) -> _ChildRun:
         figures = json.loads(result.read() or "{}")
         out.seek(0)
         tail: collections.deque[str] = collections.deque(maxlen=15)
-        last_event = None
+        events: dict[str, dict[str, Any]] = {}
         for line in out:
             tail.append(line)
             if line.startswith("{"):
                 with contextlib.suppress(ValueError):
-                    last_event = json.loads(line)
+                    event = json.loads(line)
+                    events[str(event.get("event"))] = event
     if proc.returncode != 0 or not figures:
         raise BenchmarkError(
             f"The launcher for {argv[:4]} exited with {proc.returncode}; last output:\n"
@@ -577,29 +604,32 @@ def _run_child(argv: list[str]) -> _ChildRun:
         )
     # ru_maxrss is in KiB on Linux (bytes on macOS, where this is not meant to run).
     return _ChildRun(
-        figures["seconds"], figures["maxrss_kib"], figures["returncode"], last_event, "".join(tail)
+        figures["seconds"], figures["maxrss_kib"], figures["returncode"], events, "".join(tail)
     )
 
 
 def time_runjob(rows: int, *, sql_side: bool = False) -> tuple[float, int]:
     """``manage.py runjob`` as an operator runs it: a new process, start-up included."""
+    # --restart: a new run even when an earlier benchmark, stopped half-way, left one
+    # unfinished (it is recorded as abandoned); the library's tables are never touched here.
     argv = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "runjob", JOB]
-    argv += ["--log-format", "json", *(["--sql-side"] if sql_side else [])]
-    child = _run_child(argv)
+    argv += ["--log-format", "json", "--restart", *(["--sql-side"] if sql_side else [])]
     name = RUNJOB_SQL if sql_side else RUNJOB
-    event = child.last_event or {}
-    if child.returncode != 0 or event.get("event") != "job.finished":
+    witness = Witness.take(rows)
+    child = _run_child(argv)
+    started = child.events.get("job.started", {})
+    finished = child.events.get("job.finished")
+    if child.returncode != 0 or finished is None:
         raise BenchmarkError(
             f"{name} exited with {child.returncode}; its last output:\n{child.tail}"
         )
-    # Read back through this process's connection: proof that the child rotated this
-    # database's rows, not another's.
-    run = _job_runs().order_by("-id").values("state", "done").first()
-    if not run or run["done"] != rows or event.get("done") != rows:
+    if started.get("resumed") or finished.get("state") != "succeeded" or finished["done"] != rows:
         raise BenchmarkError(
-            f"{name} finished, but the run here records {run}, not {rows:,} rows done: "
-            "is DATABASE_URL the database this command uses?"
+            f"{name}: run #{finished.get('run_id')} ended {finished.get('state')} with "
+            f"{finished.get('done')} rows done (resumed: {started.get('resumed')}), not a new "
+            f"run that rotated {rows:,} rows."
         )
+    witness.check(name)
     return child.seconds, child.peak_rss_kib
 
 
@@ -610,7 +640,7 @@ def time_naive(rows: int) -> tuple[float, int]:
         f"from tickets.benchmark import naive_rotation; naive_rotation({int(rows)})"
     )
     child = _run_child([sys.executable, "-c", code])
-    done = (child.last_event or {}).get("done")
+    done = child.events.get("naive.finished", {}).get("done")
     if child.returncode != 0 or done != rows:
         raise BenchmarkError(
             f"{NAIVE} exited with {child.returncode} after {done} rows; its last output:\n"
