@@ -91,10 +91,11 @@ class Runjob:
 
     def argv(self) -> list[str]:
         manage = str(Path(settings.BASE_DIR) / "manage.py")
-        return [sys.executable, manage, "runjob", self.job, "--log-format", "json", "--restart"]
+        argv = [sys.executable, manage, "runjob", self.job, "--log-format", "json", "--restart"]
+        return [*argv, *self.flags]
 
     def run(self, rows: int) -> Sample:
-        child = run_child([*self.argv(), *self.flags])
+        child = run_child(self.argv())
         started = child.events.get("job.started", {})
         finished = child.events.get("job.finished")
         if child.returncode != 0 or finished is None:

@@ -33,6 +33,7 @@ def test_runjob__starts_a_new_run_of_the_named_job_with_json_events() -> None:
     argv = Runjob(job="some_rotation").argv()
     assert argv[2:] == ["runjob", "some_rotation", "--log-format", "json", "--restart"]
     assert Runjob().job == "rotate_ticket_tokens"
+    assert Runjob(flags=("--sql-side",)).argv()[-2:] == ["--restart", "--sql-side"]
 
 
 def test_runjob__reads_its_figures_from_job_finished(child: list[ChildRun]) -> None:
