@@ -42,10 +42,13 @@ test-postgres: $(STAMP)
 	@echo "== The suite on PostgreSQL =="
 	$(BIN)/python -m tests.support.with_postgres $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Speed and memory, side by side (PostgreSQL): make bench BENCH_ARGS="--rows 1000000"
+# Speed and memory, side by side (PostgreSQL), found like test-postgres finds it:
+#   make bench BENCH_ARGS="--rows 200000 --repeat 3"    (python -m tests.bench --help)
+# runs `python -m tests.bench` (the package tests/bench/), which seeds the tickets table
+# and starts `manage.py runjob` processes. It empties the tickets table.
 BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python -m tests.support.with_postgres $(BIN)/python manage.py bench_rotation $(BENCH_ARGS)
+	$(BIN)/python -m tests.support.with_postgres $(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .test.sqlite3* .pytest_cache .ruff_cache

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from tickets import benchmark as bench
+from tests.bench import report as bench
 
 
 def _report(

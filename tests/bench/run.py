@@ -1,0 +1,96 @@
+"""The whole benchmark: every approach on a fresh table, repeated and interleaved, then
+runjob's peak memory at several table sizes."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+from django.db import DatabaseError
+
+from tests.bench.approaches import DEFAULT_JOB, Approach, Runjob, default_approaches
+from tests.bench.machine import describe_machine, load_average
+from tests.bench.measure import BenchmarkError, wal_bytes_since, wal_lsn
+from tests.bench.report import MEMORY, MEMORY_PROBE_ROWS, RUNJOB, Measurement, Report
+from tests.bench.table import Witness, empty_table, fresh_table
+
+TEN_MILLION = 10_000_000
+
+
+@dataclass(frozen=True)
+class Options:
+    rows: int = 1_000_000
+    naive_rows: int = 100_000
+    repeat: int = 1
+    with_10m: bool = False
+    job: str = DEFAULT_JOB
+
+    def __post_init__(self) -> None:
+        if self.rows <= 0 or self.naive_rows <= 0 or self.repeat <= 0:
+            raise BenchmarkError("--rows, --naive-rows and --repeat must be greater than zero.")
+
+
+def run(
+    options: Options,
+    *,
+    approaches: Sequence[Approach] | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> Report:
+    """Measure every approach ``repeat`` times, interleaved, then the memory probes.
+
+    Interleaving (A B C D, A B C D...) rather than A A B B... spreads a slow minute on a
+    shared machine over every approach instead of one.
+    """
+    began = time.perf_counter()
+    if approaches is None:
+        approaches = default_approaches(job=options.job, naive_rows=options.naive_rows)
+    n = options.rows
+    report = Report(machine=describe_machine(), options=asdict(options), timed=[], memory=[])
+    for approach in approaches:
+        rows = approach.rows(n)
+        report.timed.append(Measurement(approach.name, rows, scaled_to=n if rows < n else None))
+    try:
+        for k in range(options.repeat):
+            if options.repeat > 1:
+                say(f"-- round {k + 1} of {options.repeat}")
+            for approach, m in zip(approaches, report.timed, strict=True):
+                _measure(approach, m, n, say)
+
+        probe_runjob = Runjob(MEMORY, options.job)
+        sizes = [MEMORY_PROBE_ROWS, n, *([TEN_MILLION] if options.with_10m else [])]
+        for size in sorted(set(sizes)):
+            probe = Measurement(MEMORY, size)
+            runjob = report.find(RUNJOB)
+            if size == n and runjob is not None:  # measured already: the same command
+                probe.seconds, probe.peak_rss_kib = list(runjob.seconds), runjob.peak_rss_kib
+            else:
+                _measure(probe_runjob, probe, size, say)
+            report.memory.append(probe)
+    finally:
+        say("Emptying the tickets table.")
+        with contextlib.suppress(DatabaseError):
+            empty_table()
+    report.total_seconds = time.perf_counter() - began
+    report.load_after = load_average()
+    return report
+
+
+def _measure(
+    approach: Approach, m: Measurement, table_rows: int, say: Callable[[str], None]
+) -> None:
+    """One run of ``approach`` on a fresh table of ``table_rows``, added to ``m``."""
+    say(f"{m.approach}: seeding {table_rows:,} rows...")
+    fresh_table(table_rows)
+    rows = approach.rows(table_rows)
+    witness = Witness.take(rows)
+    wal_before = wal_lsn()
+    sample = approach.run(rows)
+    wal = wal_bytes_since(wal_before)
+    witness.check(m.approach)
+    m.add(sample.seconds, sample.peak_rss_kib, wal, sample.job_seconds)
+    rss = sample.peak_rss_kib
+    rss_text = "" if rss is None else f", peak RSS {rss / 1024:.1f} MiB"
+    note = f"; {sample.note}" if sample.note else ""
+    say(f"{m.approach}: {m.rows:,} rows in {sample.seconds:,.2f} s{rss_text}{note}")
