@@ -43,7 +43,7 @@ def configure(*, log_format: str | None = None, stream: IO[str] | None = None) -
 
     ``log_format`` is ``"json"``, ``"console"`` or ``None`` (console on a terminal).
     """
-    stream = stream or sys.stdout
+    stream = _raw(stream or sys.stdout)
     if log_format is None:
         log_format = "console" if _isatty(stream) else "json"
     shared: list[Processor] = [
@@ -80,6 +80,28 @@ def configure(*, log_format: str | None = None, stream: IO[str] | None = None) -
         cache_logger_on_first_use=False,
     )
     return log_format
+
+
+def _raw(stream: Any) -> Any:
+    """A management command's ``self.stdout`` (Django's ``OutputWrapper``) ends every write
+    with a newline: the live line must not get one. Write through it as it is."""
+    if hasattr(stream, "ending") and hasattr(stream, "style_func"):
+        return _Unended(stream)
+    return stream
+
+
+class _Unended:
+    def __init__(self, wrapper: Any) -> None:
+        self._wrapper = wrapper
+
+    def write(self, text: str) -> None:
+        self._wrapper.write(text, ending="")
+
+    def flush(self) -> None:
+        self._wrapper.flush()
+
+    def isatty(self) -> bool:
+        return bool(self._wrapper.isatty())
 
 
 def _isatty(stream: IO[str]) -> bool:

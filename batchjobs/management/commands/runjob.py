@@ -166,7 +166,7 @@ class Command(BatchCommand):
                     lock_timeout=options["lock_timeout"],
                 )
                 return
-            events.configure(log_format=options["log_format"], stream=self.stdout._out)
+            events.configure(log_format=options["log_format"], stream=self.stdout)
             run_options = RunOptions(
                 batch_size=options["batch_size"],
                 target_chunk_seconds=options["target_chunk_seconds"],
