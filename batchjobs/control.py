@@ -13,7 +13,7 @@ from typing import Any
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from batchjobs import store
+from batchjobs import options, store
 from batchjobs.claim import os_user
 from batchjobs.database import set_local_timeouts
 from batchjobs.exceptions import InvalidOption, RunBusy, RunNotResumable
@@ -123,11 +123,11 @@ def tune(job: str, **values: Any) -> str:
         raise InvalidOption(f"tuning values must be numbers: {changes}") from None
     if not changes:
         raise InvalidOption("--tune needs --sleep, --batch-size or --target-chunk-seconds.")
-    if changes.get("sleep", 0) < 0:
-        raise InvalidOption("--sleep must be zero or more.")
-    for name in ("batch_size", "target_chunk_seconds"):
-        if name in changes and changes[name] <= 0:
-            raise InvalidOption(f"--{name.replace('_', '-')} must be greater than zero.")
+    for name, value in changes.items():
+        try:
+            options.check(name, value)
+        except InvalidOption as exc:
+            raise InvalidOption(f"--{name.replace('_', '-')}: {exc}") from None
     with _answered_when_busy(job), transaction.atomic():
         run = _unfinished(job)
         if not alive(run):

@@ -6,11 +6,93 @@ and a caller in Python all end here, so a value is refused the same way whoever 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from batchjobs.conf import Settings
 from batchjobs.exceptions import InvalidOption
 from batchjobs.sizing import ChunkSizer
+
+MAX_ROWS = 1_000_000
+MAX_SECONDS = 7 * 24 * 3600.0  # a week: no sleep, runtime or chunk target needs more
+# PostgreSQL's statement_timeout and lock_timeout are whole milliseconds in a 32-bit int,
+# and 0 means "no timeout": 0.0001 s must be refused, not silently turned into "never".
+MIN_TIMEOUT_SECONDS = 0.001
+MAX_TIMEOUT_SECONDS = 2_147_483.647
+_TIMEOUT_RANGE = "PostgreSQL's timeouts are whole milliseconds from 1 to 2147483647"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The values an option takes. Every number has an upper bound too: an absurd value
+    (a batch size of 10**23) would otherwise reach the database as a raw "bigint out of
+    range", or an error deep in a run."""
+
+    minimum: float
+    maximum: float
+    seconds: bool = False  # a number of seconds (a float); else a whole number
+    why_minimum: str = ""
+    why_maximum: str = ""
+
+
+_WEEK = Limit(0.001, MAX_SECONDS, seconds=True, why_maximum="7 days")
+_TIMEOUT = Limit(
+    MIN_TIMEOUT_SECONDS,
+    MAX_TIMEOUT_SECONDS,
+    seconds=True,
+    why_minimum=_TIMEOUT_RANGE,
+    why_maximum=_TIMEOUT_RANGE,
+)
+LIMITS: dict[str, Limit] = {
+    "batch_size": Limit(1, MAX_ROWS),
+    "sample": Limit(1, MAX_ROWS),
+    "max_quarantined": Limit(0, MAX_ROWS),
+    "runs": Limit(1, 1_000),
+    # Zero is allowed: no sleep between chunks.
+    "sleep": Limit(0.0, MAX_SECONDS, seconds=True, why_maximum="7 days"),
+    # Zero would mean "use the default" to the runner: refuse it rather than surprise.
+    "target_chunk_seconds": _WEEK,
+    "max_runtime": _WEEK,
+    "statement_timeout": _TIMEOUT,
+    "lock_timeout": _TIMEOUT,
+}
+
+
+def check(name: str, value: float, *, text: str | None = None) -> float:
+    """``value`` if option ``name`` takes it; otherwise ``InvalidOption`` saying why, in
+    the words the command line, the admin and a caller in Python all get."""
+    limit = LIMITS[name]
+    shown = text if text is not None else str(value) if isinstance(value, int) else f"{value:g}"
+    if limit.seconds:
+        if not math.isfinite(value) or value < 0:
+            raise InvalidOption(f"{shown} is not a non-negative number of seconds")
+        if value < limit.minimum:
+            raise InvalidOption(
+                f"{shown} is below the minimum of {_seconds(limit.minimum)} seconds"
+                + _because(limit.why_minimum)
+            )
+        if value > limit.maximum:
+            raise InvalidOption(
+                f"{shown} is over the maximum of {_seconds(limit.maximum)} seconds"
+                + _because(limit.why_maximum)
+            )
+        return value
+    if value < limit.minimum:
+        below = {1: "is not greater than zero", 0: "is negative"}.get(
+            int(limit.minimum), f"is below {limit.minimum:,}"
+        )
+        raise InvalidOption(f"{shown} {below}")
+    if value > limit.maximum:
+        raise InvalidOption(f"{shown} is over the maximum of {int(limit.maximum):,}")
+    return value
+
+
+def _seconds(value: float) -> str:
+    return f"{value:,.3f}".rstrip("0").rstrip(".")
+
+
+def _because(why: str) -> str:
+    return f" ({why})" if why else ""
 
 
 @dataclass(frozen=True)
@@ -40,20 +122,13 @@ class RunOptions:
     reason: str = ""
 
     def __post_init__(self) -> None:
-        positive = {
-            "batch_size": self.batch_size,
-            "target_chunk_seconds": self.target_chunk_seconds,
-            "max_runtime": self.max_runtime,
-            "statement_timeout": self.statement_timeout,
-            "lock_timeout": self.lock_timeout,
-        }
-        for name, value in positive.items():
-            if value is not None and value <= 0:
-                raise InvalidOption(f"--{name.replace('_', '-')} must be greater than zero.")
-        if self.sleep < 0:
-            raise InvalidOption("--sleep must be zero or more.")
-        if self.max_quarantined is not None and self.max_quarantined < 0:
-            raise InvalidOption("--max-quarantined must be zero or more.")
+        for name in LIMITS.keys() & vars(self).keys():
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    check(name, value)
+                except InvalidOption as exc:
+                    raise InvalidOption(f"--{name.replace('_', '-')}: {exc}") from None
         if self.restart and (self.resume or self.retry_quarantined):
             raise InvalidOption("--restart cannot be combined with --resume/--retry-quarantined.")
 

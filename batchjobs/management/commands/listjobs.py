@@ -7,14 +7,15 @@ from django.core.management.base import CommandParser
 from django.db import DatabaseError
 
 from batchjobs import control, registry
-from batchjobs.arguments import whole_number
+from batchjobs.arguments import option
 from batchjobs.exceptions import BatchJobError
 from batchjobs.management.commands._common import BatchCommand, command_error, require_database
 from batchjobs.models import JobRun, State
+from batchjobs.options import LIMITS
 from batchjobs.progress import format_duration
 from batchjobs.retry import explain
 
-MAX_RUNS = 1_000
+MAX_RUNS = int(LIMITS["runs"].maximum)
 # What the database user needs, said when it lacks a privilege (exit 77).
 NEEDS = "SELECT on django_migrations, batchjobs_jobrun and batchjobs_quarantinedrow"
 
@@ -69,7 +70,7 @@ class Command(BatchCommand):
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
         parser.add_argument(
             "--runs",
-            type=whole_number(minimum=1, maximum=MAX_RUNS),
+            type=option("runs"),
             default=5,
             help=f"With NAME: how many recent runs to show (at most {MAX_RUNS:,}).",
         )

@@ -5,17 +5,10 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from batchjobs import control, events, registry
-from batchjobs.arguments import (
-    MAX_ROWS,
-    positive_seconds,
-    row_count,
-    row_limit,
-    seconds,
-    timeout_seconds,
-)
+from batchjobs.arguments import option
 from batchjobs.exceptions import BatchJobError
 from batchjobs.management.commands._common import BatchCommand, command_error, require_database
-from batchjobs.options import RunOptions
+from batchjobs.options import MAX_ROWS, RunOptions
 from batchjobs.progress import format_duration
 from batchjobs.rehearsal import rehearse
 from batchjobs.runner import Runner
@@ -39,18 +32,18 @@ class Command(BatchCommand):
         run = parser.add_argument_group("running")
         run.add_argument(
             "--batch-size",
-            type=row_count,
+            type=option("batch_size"),
             help=f"Fix the chunk size (rows per transaction, 1 to {MAX_ROWS:,}) instead of "
             "adapting it.",
         )
         run.add_argument(
             "--target-chunk-seconds",
-            type=positive_seconds,
+            type=option("target_chunk_seconds"),
             help="Adapt the chunk size to take about this long (default 0.5; 0.001 s to 7 days).",
         )
         run.add_argument(
             "--sleep",
-            type=seconds,
+            type=option("sleep"),
             help="Pause this long between chunks, to leave the database room (at most 7 days).",
         )
         run.add_argument(
@@ -61,24 +54,24 @@ class Command(BatchCommand):
         )
         run.add_argument(
             "--max-runtime",
-            type=positive_seconds,
+            type=option("max_runtime"),
             help="Stop (as interrupted) after this many seconds (at most 7 days); the next run "
             "resumes.",
         )
         run.add_argument(
             "--statement-timeout",
-            type=timeout_seconds,
+            type=option("statement_timeout"),
             help="Per-chunk statement_timeout in seconds (PostgreSQL; default 30; 0.001 to "
             "2147483.647).",
         )
         run.add_argument(
             "--lock-timeout",
-            type=timeout_seconds,
+            type=option("lock_timeout"),
             help="Per-chunk lock_timeout in seconds (PostgreSQL; default 5; 0.001 to 2147483.647).",
         )
         run.add_argument(
             "--max-quarantined",
-            type=row_limit,
+            type=option("max_quarantined"),
             help=f"Fail the run when more rows than this fail alone (default 10; at most "
             f"{MAX_ROWS:,}).",
         )
@@ -132,7 +125,7 @@ class Command(BatchCommand):
         )
         parser.add_argument(
             "--sample",
-            type=row_count,
+            type=option("sample"),
             default=None,
             help=f"Rows to rehearse with --dry-run (default: one chunk; at most {MAX_ROWS:,}).",
         )
