@@ -270,10 +270,10 @@ def test_run__waits_while_a_replica_lags_then_does_every_row(
     lag_readings(12.5, 30.0, 11.0)  # then none: the replica has caught up
     clock = InstantTime()  # the waits are counted, not slept
     job = RecordingRotation()
+    # --max-runtime: a check that never stops objecting fails the test instead of hanging it.
+    options = RunOptions(batch_size=10, max_runtime=60)
     with capture_logs() as logs:
-        outcome = Runner(
-            job, RunOptions(batch_size=10), stopper=InstantStopper(clock), clock=clock
-        ).run()
+        outcome = Runner(job, options, stopper=InstantStopper(clock), clock=clock).run()
 
     throttled = _named(logs, "job.throttled")
     assert [(e["reason"], e["wait_seconds"]) for e in throttled] == [
@@ -318,7 +318,8 @@ def test_run__waits_while_another_session_waits_on_a_lock(
         releaser = threading.Thread(target=release_after_three_waits, args=(logs,))
         releaser.start()
         try:
-            outcome = Runner(job, RunOptions(batch_size=10)).run()
+            # --max-runtime: a check that never stops objecting fails the test, not hangs it
+            outcome = Runner(job, RunOptions(batch_size=10, max_runtime=20)).run()
         finally:
             ran.set()
             releaser.join(timeout=30)
