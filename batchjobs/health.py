@@ -24,25 +24,40 @@ class Verdict:
 HealthCheck = Callable[[Any], Verdict | None]
 
 
+# The largest replay lag of the streaming replicas, in seconds; 0 with none (or unreadable).
+_PG_STAT_REPLICATION_LAG = (
+    "SELECT coalesce(max(extract(epoch FROM replay_lag)), 0) FROM pg_stat_replication"
+)
+
+
 class ReplicationLag:
     """Back off while a streaming replica replays more than ``max_lag_seconds`` behind.
 
     Reads ``pg_stat_replication`` on the primary; with no replicas it is always healthy.
     The role needs ``pg_monitor`` to read the lag columns: without it they are NULL and the
     check cannot see lag (docs/operations.md).
+
+    ``query`` is the SQL that reads the lag: one row, one column, seconds (NULL reads as no
+    lag). Pass your own where ``pg_stat_replication`` cannot see the replicas that matter
+    (a managed service's read replicas, a replica fed by WAL archive); tests pass a fixed
+    reading (``"SELECT 12.5"``), which still runs on the real connection.
     """
 
-    def __init__(self, max_lag_seconds: float = 10.0, wait_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        max_lag_seconds: float = 10.0,
+        wait_seconds: float = 5.0,
+        query: str = _PG_STAT_REPLICATION_LAG,
+    ) -> None:
         self.max_lag_seconds = max_lag_seconds
         self.wait_seconds = wait_seconds
+        self.query = query
 
     def __call__(self, connection: Any) -> Verdict | None:
         if connection.vendor != "postgresql":
             return None
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT coalesce(max(extract(epoch FROM replay_lag)), 0) FROM pg_stat_replication"
-            )
+            cursor.execute(self.query)
             lag = float(cursor.fetchone()[0] or 0)
         if lag > self.max_lag_seconds:
             return Verdict(
