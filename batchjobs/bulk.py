@@ -1,14 +1,8 @@
 """Set columns on many rows by key in as few statements as the backend allows.
 
 PostgreSQL: the chunk's keys and values are COPied into a temporary table, then one
-``UPDATE ... FROM`` it, also bounded by the chunk's key range so the planner keeps the index
-plan (an unbounded join at 10,000+ rows walks the index from its start, which makes the
-whole run quadratic). COPY costs the same as ``unnest(%s::uuid[])`` arrays (13.7-14.8 s
-against 13.8-15.3 s per million rows here) and keeps every value out of the statement
-text: out of the server log (``log_statement``, ``log_min_duration_statement``,
-``auto_explain``), out of ``pg_stat_activity.query`` and out of error reports. Types COPY's
-text format cannot carry as plain text (json, bytea, arrays) fall back to ``unnest``. SQLite: one
-prepared statement executed for every row, inside the chunk's transaction. Other backends:
+``UPDATE ... FROM`` it (``bulk_copy``: why COPY, and why bounded by the key range). SQLite:
+one prepared statement executed for every row, inside the chunk's transaction. Other backends:
 Django's ``bulk_update``. Never a CASE/WHEN statement for a large chunk: Django's is slow to
 build and, on PostgreSQL, crosses the JIT threshold (docs/decisions.md has the figures).
 
@@ -16,46 +10,18 @@ Multi-table inheritance: a child's inherited fields are columns of an ancestor's
 the fields are grouped by the table that holds them and each table gets its own statement
 (``_update_tables``); the usual case, one table, takes one statement as above.
 
-Values are sent through the raw DB-API cursor. With ``DEBUG=True`` Django's debug cursor
-would log each statement with its values and keep it in ``connection.queries``: for a
-token rotation that is a secret in the logs and a chunk-sized string per statement in
-memory. Errors are still translated into ``django.db`` exceptions.
+Values go through the raw DB-API cursor (``statements``): never into DEBUG's query log.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import connections, models, router, transaction
-from django.db.models.sql import UpdateQuery
 
-# Text COPY can carry unescaped: hex digits and hyphens (uuids), never a tab or newline.
-_PLAIN_TEXT = re.compile(r"[0-9a-fA-F-]*")
-# Types whose values COPY's text format carries as their plain str(); others take unnest.
-_COPY_TYPES = frozenset(
-    {
-        "uuid",
-        "bigint",
-        "integer",
-        "smallint",
-        "varchar",
-        "text",
-        "char",
-        "numeric",
-        "double precision",
-        "real",
-        "boolean",
-        "date",
-        "time",
-        "timestamp",
-        "timestamp with time zone",
-    }
-)
-_VALUES_TABLE = "batchjobs_chunk_values"
+from batchjobs.bulk_copy import update_postgresql
+from batchjobs.statements import compile_shared, execute_quietly, field
 
 
 def update_by_key(
@@ -102,19 +68,15 @@ def _update_table(
 ) -> int:
     """One table: the key and every field are columns of ``model``'s own table."""
     if connection.vendor == "postgresql":
-        return _update_postgresql(model, key, keys, per_row, shared, bounds, connection)
+        return update_postgresql(model, key, keys, per_row, shared, bounds, connection)
     with transaction.atomic(using=connection.alias):  # one transaction, not one per row
         return _update_executemany(model, key, keys, per_row, shared, connection)
-
-
-def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
-    return model._meta.pk if name == "pk" else model._meta.get_field(name)  # type: ignore[return-value]
 
 
 def _owner(model: type[models.Model], name: str) -> type[models.Model]:
     """The concrete model whose table holds the field's column (an ancestor's, with
     multi-table inheritance)."""
-    return _field(model, name).model._meta.concrete_model  # type: ignore[return-value]
+    return field(model, name).model._meta.concrete_model  # type: ignore[return-value]
 
 
 def _fields_by_table(
@@ -149,7 +111,7 @@ def _update_tables(
     query. Returns the rows updated (the same number in each table).
     """
     concrete = model._meta.concrete_model
-    key_field = _field(model, key)
+    key_field = field(model, key)
     updated = 0
     with transaction.atomic(using=connection.alias):
         for table in [*reversed(concrete._meta.get_parent_list()), concrete]:
@@ -205,132 +167,6 @@ def _primary_keys_in(
     return [by_key[key_field.to_python(keys[i])] for i in found], found
 
 
-def _compile_shared(
-    model: type[models.Model], shared: Mapping[str, Any], connection: Any
-) -> list[tuple[str, str, list[Any]]]:
-    """``[(column, sql, params)]`` for values that are the same on every row."""
-    query = UpdateQuery(model)
-    compiler = query.get_compiler(connection=connection)
-    out = []
-    for name, value in shared.items():
-        field_ = _field(model, name)
-        if hasattr(value, "resolve_expression"):
-            resolved = value.resolve_expression(query, allow_joins=False, for_save=True)
-            sql, params = compiler.compile(resolved)
-            out.append((field_.column, sql, list(params)))
-        else:
-            prepared = field_.get_db_prep_save(value, connection=connection)
-            out.append((field_.column, "%s", [prepared]))
-    return out
-
-
-def _pg_array(field_: models.Field[Any, Any], values: Sequence[Any], connection: Any) -> Any:
-    """The fallback for types COPY's text cannot carry: an array the driver adapts."""
-    db_type = field_.db_type(connection) or "text"
-    prepared = [field_.get_db_prep_save(v, connection=connection) for v in values]
-    return prepared, f"%s::{db_type}[]"
-
-
-def _copyable(field_: models.Field[Any, Any], connection: Any) -> bool:
-    db_type = (field_.db_type(connection) or "").split("(")[0].strip()
-    return db_type in _COPY_TYPES
-
-
-def _copy_text(field_: models.Field[Any, Any], values: Sequence[Any], connection: Any) -> list[str]:
-    """One column in COPY's text format (tab, newline and backslash escaped; NULL as \\N)."""
-    db_type = field_.db_type(connection)
-    if db_type in ("bigint", "integer", "smallint"):
-        return [str(int(v)) for v in values]
-    if db_type == "uuid":
-        texts = [v if isinstance(v, str) else str(v) for v in values]
-        if _PLAIN_TEXT.fullmatch("".join(texts)):
-            return texts
-    prepared = (field_.get_db_prep_save(v, connection=connection) for v in values)
-    return [_copy_escape(v) for v in prepared]
-
-
-def _copy_escape(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    text = value if isinstance(value, str) else str(value)
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
-def _copy_into_temp_table(
-    fields_: Sequence[models.Field[Any, Any]], columns: Sequence[Sequence[Any]], connection: Any
-) -> str:
-    """COPY the chunk's keys and values into a temporary table dropped at commit."""
-    qn = connection.ops.quote_name
-    definition = ", ".join(f"{qn(f'c{i}')} {f.db_type(connection)}" for i, f in enumerate(fields_))
-    # One table per column layout, reused (IF NOT EXISTS + TRUNCATE) when a job updates
-    # twice within one chunk.
-    layout = hashlib.blake2s(definition.encode(), digest_size=4).hexdigest()
-    table = qn(f"{_VALUES_TABLE}_{layout}")
-    texts = [_copy_text(f, col, connection) for f, col in zip(fields_, columns, strict=True)]
-    data = io.StringIO("".join(["\t".join(row) + "\n" for row in zip(*texts, strict=True)]))
-    with connection.wrap_database_errors:
-        cursor = connection.connection.cursor()
-        try:
-            # One round trip; the TRUNCATE empties a table an earlier update of this chunk
-            # left (it is empty, hence cheap, otherwise).
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} ({definition}) ON COMMIT DROP;"
-                f" TRUNCATE {table}"
-            )
-            cursor.copy_expert(f"COPY {table} FROM STDIN", data)
-        finally:
-            cursor.close()
-    return table
-
-
-def _update_postgresql(
-    model: type[models.Model],
-    key: str,
-    keys: Sequence[Any],
-    per_row: Mapping[str, Sequence[Any]],
-    shared: Mapping[str, Any],
-    bounds: tuple[Any, Any] | None,
-    connection: Any,
-) -> int:
-    qn = connection.ops.quote_name
-    key_field = _field(model, key)
-    fields_ = [key_field, *(_field(model, name) for name in per_row)]
-    columns = [keys, *per_row.values()]
-    aliases = [qn(f"c{i}") for i in range(len(fields_))]
-    assignments = [
-        (f"{qn(f.column)} = v.{alias}", [])
-        for f, alias in zip(fields_[1:], aliases[1:], strict=True)
-    ]
-    assignments += [
-        (f"{qn(column)} = {sql}", params)
-        for column, sql, params in _compile_shared(model, shared, connection)
-    ]
-    if not assignments:
-        return 0
-    with transaction.atomic(using=connection.alias):  # ON COMMIT DROP needs a transaction
-        source_params: list[Any] = []
-        if all(_copyable(f, connection) for f in fields_):
-            source = f"{_copy_into_temp_table(fields_, columns, connection)} AS v"
-        else:
-            arrays = [
-                _pg_array(f, col, connection) for f, col in zip(fields_, columns, strict=True)
-            ]
-            source = f"unnest({', '.join(p for _, p in arrays)}) AS v({', '.join(aliases)})"
-            source_params = [a for a, _ in arrays]
-        # No alias for the target table: a shared value may name its columns (F("title")),
-        # and Django compiles those against the table's real name.
-        table, key_col = qn(model._meta.db_table), qn(key_field.column)
-        sql = (
-            f"UPDATE {table} SET {', '.join(a for a, _ in assignments)} "
-            f"FROM {source} WHERE {table}.{key_col} = v.{aliases[0]}"
-        )
-        params: list[Any] = [*(p for _, ps in assignments for p in ps), *source_params]
-        if bounds is not None:
-            sql += f" AND {table}.{key_col} BETWEEN %s AND %s"
-            params += [key_field.get_db_prep_value(b, connection) for b in bounds]
-        return _execute_quietly(connection, sql, params)
-
-
 def _update_executemany(
     model: type[models.Model],
     key: str,
@@ -340,9 +176,9 @@ def _update_executemany(
     connection: Any,
 ) -> int:
     qn = connection.ops.quote_name
-    key_field = _field(model, key)
-    fields_ = [_field(model, name) for name in per_row]
-    compiled = _compile_shared(model, shared, connection)
+    key_field = field(model, key)
+    fields_ = [field(model, name) for name in per_row]
+    compiled = compile_shared(model, shared, connection)
     set_sql = ", ".join(
         [f"{qn(f.column)} = %s" for f in fields_] + [f"{qn(c)} = {sql}" for c, sql, _ in compiled]
     )
@@ -358,7 +194,7 @@ def _update_executemany(
     rows = [
         [*(col[i] for col in columns), *shared_params, prepared_keys[i]] for i in range(len(keys))
     ]
-    return _execute_quietly(connection, sql, rows, many=True)
+    return execute_quietly(connection, sql, rows, many=True)
 
 
 def _update_bulk_update(
@@ -369,7 +205,7 @@ def _update_bulk_update(
     shared: Mapping[str, Any],
     alias: str,
 ) -> int:
-    key_name = _field(model, key).attname
+    key_name = field(model, key).attname
     objs = []
     for i, k in enumerate(keys):
         obj = model(**{key_name: k})
@@ -379,23 +215,3 @@ def _update_bulk_update(
             setattr(obj, name, value)
         objs.append(obj)
     return model._base_manager.using(alias).bulk_update(objs, [*per_row, *shared], batch_size=1_000)
-
-
-_FORMAT_PLACEHOLDER = re.compile(r"(?<!%)%s")
-
-
-def _execute_quietly(connection: Any, sql: str, params: Any, *, many: bool = False) -> int:
-    """Execute on the raw DB-API cursor: no DEBUG logging of values, errors still wrapped."""
-    connection.ensure_connection()
-    if connection.vendor == "sqlite":  # the same rewrite Django's SQLite cursor does
-        sql = _FORMAT_PLACEHOLDER.sub("?", sql).replace("%%", "%")
-    with connection.wrap_database_errors:
-        cursor = connection.connection.cursor()
-        try:
-            if many:
-                cursor.executemany(sql, params)
-            else:
-                cursor.execute(sql, params)
-            return cursor.rowcount
-        finally:
-            cursor.close()

@@ -1,0 +1,60 @@
+"""The statements the bulk writers send: fields by name, values shared by every row
+compiled to SQL, and execution on the raw DB-API cursor.
+
+Values are sent through the raw cursor: with ``DEBUG=True`` Django's debug cursor would
+log each statement with its values and keep it in ``connection.queries``; for a token
+rotation that is a secret in the logs and a chunk-sized string per statement in memory.
+Errors are still translated into ``django.db`` exceptions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import models
+from django.db.models.sql import UpdateQuery
+
+
+def field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    return model._meta.pk if name == "pk" else model._meta.get_field(name)  # type: ignore[return-value]
+
+
+def compile_shared(
+    model: type[models.Model], shared: Mapping[str, Any], connection: Any
+) -> list[tuple[str, str, list[Any]]]:
+    """``[(column, sql, params)]`` for values that are the same on every row."""
+    query = UpdateQuery(model)
+    compiler = query.get_compiler(connection=connection)
+    out = []
+    for name, value in shared.items():
+        field_ = field(model, name)
+        if hasattr(value, "resolve_expression"):
+            resolved = value.resolve_expression(query, allow_joins=False, for_save=True)
+            sql, params = compiler.compile(resolved)
+            out.append((field_.column, sql, list(params)))
+        else:
+            prepared = field_.get_db_prep_save(value, connection=connection)
+            out.append((field_.column, "%s", [prepared]))
+    return out
+
+
+_FORMAT_PLACEHOLDER = re.compile(r"(?<!%)%s")
+
+
+def execute_quietly(connection: Any, sql: str, params: Any, *, many: bool = False) -> int:
+    """Execute on the raw DB-API cursor: no DEBUG logging of values, errors still wrapped."""
+    connection.ensure_connection()
+    if connection.vendor == "sqlite":  # the same rewrite Django's SQLite cursor does
+        sql = _FORMAT_PLACEHOLDER.sub("?", sql).replace("%%", "%")
+    with connection.wrap_database_errors:
+        cursor = connection.connection.cursor()
+        try:
+            if many:
+                cursor.executemany(sql, params)
+            else:
+                cursor.execute(sql, params)
+            return cursor.rowcount
+        finally:
+            cursor.close()
