@@ -11,7 +11,7 @@ import getpass
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from django.db import IntegrityError, OperationalError, connections, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, connections, transaction
 from django.db.models import QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -23,7 +23,7 @@ from batchjobs.keyset import Keyset, high_water_mark
 from batchjobs.lease import Owner, alive, ended_by
 from batchjobs.models import JobRun, State
 from batchjobs.options import RunOptions
-from batchjobs.retry import ErrorKind, classify
+from batchjobs.retry import ErrorKind, classify, explain
 
 _SESSIONS_KEPT = 50
 _LOCK_WAIT = 5.0
@@ -39,6 +39,19 @@ class Claim:
     alias: str
 
     def run(self) -> JobRun:
+        """The run this process now owns, or a ``BatchJobError`` saying why not."""
+        try:
+            return self._decide()
+        except DatabaseError as exc:
+            # Only a lost connection is "unavailable" (69, retry later); a missing grant,
+            # a missing table or a busy SQLite file each say so, with their own exit code.
+            raise explain(
+                exc,
+                doing=f"Could not claim a run of {self.job_name}",
+                after="Nothing was changed.",
+            ) from None
+
+    def _decide(self) -> JobRun:
         # Refuse a live owner from a plain read first: it waits neither for the run row,
         # which the running job locks for each chunk, nor (SQLite) for the write lock,
         # which the running job takes back as soon as it lets it go.

@@ -20,6 +20,7 @@ from batchjobs.database import reset_if_broken, table_bytes
 from batchjobs.exceptions import DatabaseUnavailable, JobFailed
 from batchjobs.exit_codes import ExitCode
 from batchjobs.models import State
+from batchjobs.pacing import Stop
 from batchjobs.progress import ProgressEstimator
 from batchjobs.stopping import Stopper
 from batchjobs.store import RunStore
@@ -49,6 +50,7 @@ class Ending:
         settings: Settings,
         clock: Callable[[], float],
         vacuum_lock: float | None,
+        max_runtime: float | None,
         log: Any,
     ) -> None:
         self.job = job
@@ -58,6 +60,7 @@ class Ending:
         self.model = model
         self.clock = clock
         self.vacuum_lock = vacuum_lock  # None: no --vacuum
+        self.max_runtime = max_runtime
         self.progress = progress
         self.stopper = stopper
         self.settings = settings
@@ -79,6 +82,18 @@ class Ending:
         if recorded is not None:
             self.progress.done = recorded
         return self.progress.done
+
+    def stopped(self, stop: Stop) -> Outcome:
+        """The run stopped before its rows ran out: paused, cancelled, or interrupted."""
+        if stop is Stop.PAUSE:
+            return self.parked(State.PAUSED, ExitCode.PAUSED)
+        if stop is Stop.CANCEL:
+            return self.parked(State.CANCELLED, ExitCode.CANCELLED)
+        if stop is Stop.MAX_RUNTIME:
+            return self.interrupted(
+                f"--max-runtime {self.max_runtime:g}s reached", exit_code=ExitCode.MAX_RUNTIME
+            )
+        return self.interrupted(self.stopper.signal_name or "a stop request")
 
     def parked(self, state: State, code: ExitCode) -> Outcome:
         finished = {"finished_at": timezone.now()} if state == State.CANCELLED else {}

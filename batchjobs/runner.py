@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
-from django.db import DatabaseError, connections, router
+from django.db import connections, router
 from django.db.models import QuerySet
 
 from batchjobs import conf, events, health, retry
@@ -28,11 +28,10 @@ from batchjobs.exceptions import (
     JobFailed,
     LeaseLost,
 )
-from batchjobs.exit_codes import ExitCode
 from batchjobs.job import ResumableJob, RunInfo
 from batchjobs.keyset import Keyset, check_queryset
 from batchjobs.lease import Owner
-from batchjobs.models import JobRun, State
+from batchjobs.models import JobRun
 from batchjobs.options import RunOptions
 from batchjobs.pacing import Pacer, Stop
 from batchjobs.progress import ProgressEstimator
@@ -75,7 +74,14 @@ class Runner:
 
     def run(self) -> Outcome:
         with self.stopper.installed(on_force=lambda: cancel_statement(self.connection)):
-            run = self._claim()
+            run = Claim(
+                job_name=self.job.name,
+                queryset=self.queryset,
+                key=self.job.key,
+                options=self.options,
+                owner=self.owner,
+                alias=self.alias,
+            ).run()
             self.log = self.log.bind(run_id=run.pk)
             self._assemble(run)
             try:
@@ -92,29 +98,10 @@ class Runner:
                     return self.ending.interrupted(self.stopper.signal_name or "a stop request")
                 if self.pacer.past_deadline() and retry.is_transient(exc):
                     # Retries end at --max-runtime too: the window is over, not the run.
-                    return self._stopped(Stop.MAX_RUNTIME)
+                    return self.ending.stopped(Stop.MAX_RUNTIME)
                 if retry.classify(exc) is retry.ErrorKind.CONNECTION_LOST:
                     raise self.ending.database_lost(exc) from None
                 raise self.ending.failed(exc) from None
-
-    def _claim(self) -> JobRun:
-        try:
-            return Claim(
-                job_name=self.job.name,
-                queryset=self.queryset,
-                key=self.job.key,
-                options=self.options,
-                owner=self.owner,
-                alias=self.alias,
-            ).run()
-        except DatabaseError as exc:
-            # Only a lost connection is "unavailable" (69, retry later); a missing grant,
-            # a missing table or a busy SQLite file each say so, with their own exit code.
-            raise retry.explain(
-                exc,
-                doing=f"Could not claim a run of {self.job.name}",
-                after="Nothing was changed.",
-            ) from None
 
     def _assemble(self, run: JobRun) -> None:
         """The collaborators of this run, each given just what it needs."""
@@ -179,6 +166,7 @@ class Runner:
             settings=settings,
             clock=clock,
             vacuum_lock=options.vacuum_lock(settings),
+            max_runtime=options.max_runtime,
             log=self.log,
         )
 
@@ -213,7 +201,7 @@ class Runner:
                 self._emit_progress(now)
                 last_emit = now
         if stop is not None:
-            return self._stopped(stop)
+            return self.ending.stopped(stop)
         if not emitted:
             self._emit_progress(self.clock())
         return self._finish(run, started, changed)
@@ -247,18 +235,6 @@ class Runner:
             chunk_size=self.sizer.size,
         )
 
-    def _stopped(self, stop: Stop) -> Outcome:
-        if stop is Stop.PAUSE:
-            return self.ending.parked(State.PAUSED, ExitCode.PAUSED)
-        if stop is Stop.CANCEL:
-            return self.ending.parked(State.CANCELLED, ExitCode.CANCELLED)
-        if stop is Stop.MAX_RUNTIME:
-            return self.ending.interrupted(
-                f"--max-runtime {self.options.max_runtime:g}s reached",
-                exit_code=ExitCode.MAX_RUNTIME,
-            )
-        return self.ending.interrupted(self.stopper.signal_name or "a stop request")
-
     def _finish(self, run: JobRun, started: float, changed: int) -> Outcome:
         verification = Verifier(
             job=self.job,
@@ -273,7 +249,7 @@ class Runner:
             checked=self.progress.total,
         )
         if verification is None:
-            return self._stopped(Stop.SIGNAL)
+            return self.ending.stopped(Stop.SIGNAL)
         if verification.get("remaining"):
             raise JobFailed(
                 f"verification found {verification['remaining']} rows still pending after a "
