@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from batchjobs import control
+from batchjobs import control, store
 from batchjobs.exceptions import BatchJobError, InvalidOption
 from batchjobs.models import UNFINISHED, JobRun, QuarantinedRow
 from batchjobs.progress import format_duration
@@ -88,6 +88,9 @@ class JobRunAdmin(admin.ModelAdmin):
         if obj is not None and obj.state in UNFINISHED:
             return False
         return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request: HttpRequest, obj: JobRun) -> None:
+        store.delete_finished(obj)  # the run row has one writer
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         # "Delete selected" would delete unfinished runs too (it asks without an object).

@@ -260,3 +260,9 @@ def request_action(run: JobRun, action: str, *, using: str = "default") -> None:
 
 def set_tuning(run: JobRun, tuning: dict[str, Any], *, using: str = "default") -> None:
     JobRun.objects.using(using).filter(pk=run.pk).update(tuning=tuning)
+
+
+def delete_finished(run: JobRun, *, using: str = "default") -> None:
+    """Delete a finished run's record (the admin). An unfinished one is never deleted: its
+    process would lose its checkpoint and the job its one-run-at-a-time guard."""
+    JobRun.objects.using(using).filter(pk=run.pk).exclude(state__in=UNFINISHED).delete()
