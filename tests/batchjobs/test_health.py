@@ -28,7 +28,7 @@ from tests.batchjobs.fakes import InstantStopper, InstantTime, RecordingRotation
 from tests.batchjobs.health_checks import LAG_READINGS
 from tests.conftest import wait_for
 from tests.faults.helpers import pg_session
-from tickets.models import Ticket
+from tests.testapp.models import Item
 
 PROBE = "health_test_lock_probe"
 
@@ -263,10 +263,10 @@ def _named(logs: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
 @pytest.mark.postgres
 @pytest.mark.usefixtures("small_chunks")
 def test_run__waits_while_a_replica_lags_then_does_every_row(
-    seed: Callable[[int], int], lag_readings: Callable[..., None], settings: Any
+    seed_items: Callable[[int], int], lag_readings: Callable[..., None], settings: Any
 ) -> None:
     settings.BATCHJOBS_HEALTH_CHECKS = ["tests.batchjobs.health_checks.lagging_replica"]
-    seed(50)
+    seed_items(50)
     lag_readings(12.5, 30.0, 11.0)  # then none: the replica has caught up
     clock = InstantTime()  # the waits are counted, not slept
     job = RecordingRotation()
@@ -285,7 +285,7 @@ def test_run__waits_while_a_replica_lags_then_does_every_row(
     first_progress = logs.index(_named(logs, "job.progress")[0])
     assert logs.index(throttled[-1]) < first_progress
     assert outcome.state == State.SUCCEEDED
-    assert sorted(job.processed) == sorted(Ticket.objects.values_list("id", flat=True))
+    assert sorted(job.processed) == sorted(Item.objects.values_list("id", flat=True))
     assert set(job.processed.values()) == {1}
     run = JobRun.objects.get(pk=outcome.run_id)
     assert (run.done, run.total) == (50, 50)
@@ -297,10 +297,10 @@ def test_run__waits_while_a_replica_lags_then_does_every_row(
 @pytest.mark.postgres
 @pytest.mark.usefixtures("small_chunks")
 def test_run__waits_while_another_session_waits_on_a_lock(
-    seed: Callable[[int], int], contention: Contention, settings: Any
+    seed_items: Callable[[int], int], contention: Contention, settings: Any
 ) -> None:
     settings.BATCHJOBS_HEALTH_CHECKS = ["tests.batchjobs.health_checks.lock_contention"]
-    seed(50)
+    seed_items(50)
     contention.queue()  # the application's own contention, before the run starts
     chunk_started: list[float] = []
     job = RecordingRotation(before=lambda job, chunk: chunk_started.append(time.monotonic()))
