@@ -7,7 +7,7 @@ complete. A failed VACUUM is reported, never turned into a failed run.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
@@ -15,10 +15,13 @@ from batchjobs import events, retry
 from batchjobs.database import cancel_statement, table_bytes, vacuum_analyze
 from batchjobs.stopping import ForcedStop, Stopper
 
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
 
 def vacuum(
     *,
-    connection: Any,
+    connection: BaseDatabaseWrapper,
     model: type[models.Model],
     stopper: Stopper,
     lock_seconds: float,
