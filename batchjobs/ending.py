@@ -28,6 +28,7 @@ from batchjobs.vacuuming import vacuum
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
+    from structlog.stdlib import BoundLogger
 
 _SIZES = ("table_bytes_before", "table_bytes_after", "table_bytes_after_vacuum", "vacuum_seconds")
 
@@ -54,7 +55,7 @@ class Ending:
         clock: Callable[[], float],
         vacuum_lock: float | None,
         max_runtime: float | None,
-        log: Any,
+        log: BoundLogger,
     ) -> None:
         self.job = job
         self.store = store

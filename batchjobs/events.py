@@ -34,8 +34,11 @@ VACUUM_STARTED = "job.vacuum_started"
 VACUUM_FAILED = "job.vacuum_failed"
 
 
-def get_logger(**bound: Any) -> Any:
-    return structlog.get_logger(LOGGER_NAME).bind(**bound)
+def get_logger(**bound: Any) -> structlog.stdlib.BoundLogger:
+    """The library's logger, with ``bound`` on every event. Typed as the stdlib-backed
+    logger that ``configure`` sets up; unconfigured (a test), structlog's default one has
+    the same methods."""
+    return structlog.stdlib.get_logger(LOGGER_NAME).bind(**bound)
 
 
 def configure(*, log_format: str | None = None, stream: IO[str] | None = None) -> str:

@@ -26,6 +26,7 @@ from batchjobs.store import Controls, RunStore
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
+    from structlog.stdlib import BoundLogger
 
 # How often between chunks the health checks are asked, at most.
 _HEALTH_CHECK_EVERY = 1.0
@@ -58,7 +59,7 @@ class Pacer:
         sleep_seconds: float,
         max_runtime: float | None,
         clock: Callable[[], float],
-        log: Any,
+        log: BoundLogger,
     ) -> None:
         self.store = store
         self.connection = connection

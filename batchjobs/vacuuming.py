@@ -17,6 +17,7 @@ from batchjobs.stopping import ForcedStop, Stopper
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
+    from structlog.stdlib import BoundLogger
 
 
 def vacuum(
@@ -26,7 +27,7 @@ def vacuum(
     stopper: Stopper,
     lock_seconds: float,
     clock: Callable[[], float],
-    log: Any,
+    log: BoundLogger,
 ) -> tuple[dict[str, Any], str]:
     """``(figures to add to the run's stats, a sentence for the operator or "")``."""
     if connection.vendor != "postgresql":
