@@ -236,6 +236,8 @@ class Runner:
         )
 
     def _finish(self, run: JobRun, started: float, changed: int) -> Outcome:
+        # The column is nullable, but store.create sets it on every run it makes.
+        assert run.started_at is not None, f"run #{run.pk} has no started_at"
         verification = Verifier(
             job=self.job,
             unit=self.unit,

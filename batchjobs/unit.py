@@ -117,7 +117,7 @@ class ChunkUnit:
                 if planned is None:
                     return ChunkResult(rows=0, seconds=0.0, exhausted=True)
                 last, rows = planned
-                changed = self.process_range(cursor, last)
+                changed: int | None = self.process_range(cursor, last)
                 self.advance(last, rows)
                 return ChunkResult(rows, self.clock() - started, changed=changed)
             keys = self.keyset.next_keys(after=cursor, limit=size)
