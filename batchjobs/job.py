@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
 from batchjobs import registry
 from batchjobs.chunk import Chunk
@@ -71,7 +71,7 @@ class ResumableJob:
                 raise JobDefinitionError(f"{cls.__qualname__} must implement {method}().")
         registry.register(cls)
 
-    def get_queryset(self) -> QuerySet[Any]:
+    def get_queryset(self) -> QuerySet[Model]:
         """The rows to cover. Unordered and unsliced: the library seeks by ``key``."""
         raise NotImplementedError
 
@@ -88,7 +88,7 @@ class ResumableJob:
         ``None`` where no equivalent expression exists (e.g. on this backend)."""
         return None
 
-    def pending(self, run: RunInfo) -> QuerySet[Any] | None:
+    def pending(self, run: RunInfo) -> QuerySet[Model] | None:
         """Rows present at the start that still need this job's work, for the final
         verification pass (``None``: the job cannot tell, and no pass is made)."""
         return None
