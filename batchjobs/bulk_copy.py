@@ -52,7 +52,7 @@ _VALUES_TABLE = "batchjobs_chunk_values"
 
 def _pg_array(
     field_: models.Field[Any, Any], values: Sequence[Any], connection: BaseDatabaseWrapper
-) -> Any:
+) -> tuple[list[Any], str]:
     """The fallback for types COPY's text cannot carry: an array the driver adapts."""
     db_type = field_.db_type(connection) or "text"
     prepared = [field_.get_db_prep_save(v, connection=connection) for v in values]
@@ -79,7 +79,7 @@ def _copy_text(
     return [_copy_escape(v) for v in prepared]
 
 
-def _copy_escape(value: Any) -> str:
+def _copy_escape(value: object) -> str:
     if value is None:
         return "\\N"
     text = value if isinstance(value, str) else str(value)

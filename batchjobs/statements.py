@@ -10,7 +10,7 @@ Errors are still translated into ``django.db`` exceptions.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
@@ -64,7 +64,7 @@ _FORMAT_PLACEHOLDER = re.compile(r"(?<!%)%s")
 
 
 def execute_quietly(
-    connection: BaseDatabaseWrapper, sql: str, params: Any, *, many: bool = False
+    connection: BaseDatabaseWrapper, sql: str, params: Sequence[Any], *, many: bool = False
 ) -> int:
     """Execute on the raw DB-API cursor: no DEBUG logging of values, errors still wrapped."""
     connection.ensure_connection()
