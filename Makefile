@@ -1,7 +1,8 @@
 # The two commands of the README, and the few that support them.
 #   make demo   creates .venv, migrates the embedded SQLite database, seeds 100,000
 #               tickets and rotates their tokens with `manage.py runjob`.
-#   make test   creates .venv and runs the whole suite on SQLite, then on PostgreSQL.
+#   make test   creates .venv, lints (ruff, mypy), runs the whole suite on SQLite, then on
+#               PostgreSQL.
 #               PostgreSQL: $DATABASE_URL if it is a postgres:// URL, else 127.0.0.1:5432
 #               if it answers, else a throwaway cluster from local PostgreSQL binaries.
 #               e.g.  make test DATABASE_URL=postgres://user:pass@host:5432/anydb
@@ -30,9 +31,12 @@ demo: $(STAMP)
 
 test: lint test-sqlite test-postgres
 
+# mypy (strict, configured in pyproject.toml) imports the settings for the django-stubs
+# plugin: types never depend on the database, so DATABASE_URL has no say in it.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	env -u DATABASE_URL $(BIN)/mypy
 
 test-sqlite: $(STAMP)
 	@echo "== The suite on SQLite (PostgreSQL-only tests are skipped here and run below) =="
@@ -51,4 +55,4 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.support.with_postgres $(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .test.sqlite3* .pytest_cache .ruff_cache
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .test.sqlite3* .pytest_cache .ruff_cache .mypy_cache

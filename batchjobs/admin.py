@@ -7,7 +7,7 @@ steers it through the same requests ``runjob --pause/--cancel/--tune`` make. Ste
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -19,20 +19,29 @@ from batchjobs.exceptions import BatchJobError, InvalidOption
 from batchjobs.models import UNFINISHED, JobRun, QuarantinedRow
 from batchjobs.progress import format_duration
 
+if TYPE_CHECKING:
+    from django.forms import ModelForm
 
-class QuarantinedRowInline(admin.TabularInline):
+    _InlineBase = admin.TabularInline[QuarantinedRow, JobRun]
+    _AdminBase = admin.ModelAdmin[JobRun]
+else:  # the stubs' generics; Django's admin classes cannot be subscripted at run time
+    _InlineBase = admin.TabularInline
+    _AdminBase = admin.ModelAdmin
+
+
+class QuarantinedRowInline(_InlineBase):
     model = QuarantinedRow
     extra = 0
     can_delete = False
     fields = ("key", "error_class", "error_message", "created_at", "resolved_at")
     readonly_fields = fields
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: JobRun | None = None) -> bool:
         return False
 
 
 @admin.register(JobRun)
-class JobRunAdmin(admin.ModelAdmin):
+class JobRunAdmin(_AdminBase):
     list_display = (
         "id",
         "job",
@@ -76,13 +85,13 @@ class JobRunAdmin(admin.ModelAdmin):
         "stats",
     )
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: JobRun | None = None) -> list[str]:
         return [f for f in self.fields if f != "tuning"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: JobRun | None = None) -> bool:
         """An unfinished run is never deleted: its process would lose its checkpoint and
         the one-run-at-a-time guard. Cancel it first; a finished run's record may go."""
         if obj is not None and obj.state in UNFINISHED:
@@ -104,13 +113,15 @@ class JobRunAdmin(admin.ModelAdmin):
         ``permissions=["control"]``; Django then neither offers nor runs them without it."""
         return request.user.has_perm("batchjobs.control_jobrun")
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: JobRun | None = None) -> bool:
         """Editing a run is tuning it, so it takes ``control_jobrun`` and ``change_jobrun``
         grants nothing more than viewing. Without it Django shows the form read-only and
         answers a POST with 403 before ``save_model`` runs."""
         return self.has_control_permission(request)
 
-    def save_model(self, request: HttpRequest, obj: JobRun, form: Any, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: JobRun, form: ModelForm[JobRun], change: bool
+    ) -> None:
         """Only tuning is the operator's, and it goes through the same checked request as
         ``runjob --tune``. Never ``obj.save()``: writing the whole row back would move the
         runner's checkpoint and counters to the values the form loaded."""

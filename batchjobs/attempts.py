@@ -9,7 +9,7 @@ the callable given opens its own (``ChunkUnit``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from django.utils import timezone
 from tenacity import RetryCallState
@@ -21,6 +21,10 @@ from batchjobs.sizing import ChunkSizer
 from batchjobs.stopping import Stopper
 from batchjobs.store import RunStore
 
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from structlog.stdlib import BoundLogger
+
 T = TypeVar("T")
 
 
@@ -31,11 +35,11 @@ class Attempts:
         settings: Settings,
         stopper: Stopper,
         store: RunStore,
-        connection: Any,
+        connection: BaseDatabaseWrapper,
         sizer: ChunkSizer,
         wait: Callable[[float], None],
         out_of_time: Callable[[], bool],
-        log: Any,
+        log: BoundLogger,
     ) -> None:
         self.settings = settings
         self.stopper = stopper

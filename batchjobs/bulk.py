@@ -16,12 +16,15 @@ Values go through the raw DB-API cursor (``statements``): never into DEBUG's que
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connections, models, router, transaction
 
 from batchjobs.bulk_copy import update_postgresql
-from batchjobs.statements import compile_shared, execute_quietly, field
+from batchjobs.statements import column_of, compile_shared, concrete_of, execute_quietly, field
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 
 def update_by_key(
@@ -64,7 +67,7 @@ def _update_table(
     per_row: Mapping[str, Sequence[Any]],
     shared: Mapping[str, Any],
     bounds: tuple[Any, Any] | None,
-    connection: Any,
+    connection: BaseDatabaseWrapper,
 ) -> int:
     """One table: the key and every field are columns of ``model``'s own table."""
     if connection.vendor == "postgresql":
@@ -76,7 +79,7 @@ def _update_table(
 def _owner(model: type[models.Model], name: str) -> type[models.Model]:
     """The concrete model whose table holds the field's column (an ancestor's, with
     multi-table inheritance)."""
-    return field(model, name).model._meta.concrete_model  # type: ignore[return-value]
+    return concrete_of(field(model, name).model)
 
 
 def _fields_by_table(
@@ -84,7 +87,7 @@ def _fields_by_table(
 ) -> dict[type[models.Model], list[str]] | None:
     """``{table's model: field names}``, or ``None`` when the key and every field are
     columns of the model's own table: the common case, written with one statement."""
-    concrete = model._meta.concrete_model
+    concrete = concrete_of(model)
     tables: dict[type[models.Model], list[str]] = {}
     for name in values:
         tables.setdefault(_owner(model, name), []).append(name)
@@ -101,7 +104,7 @@ def _update_tables(
     shared: Mapping[str, Any],
     bounds: tuple[Any, Any] | None,
     tables: Mapping[type[models.Model], Sequence[str]],
-    connection: Any,
+    connection: BaseDatabaseWrapper,
 ) -> int:
     """Multi-table inheritance: one statement per table that holds some of the fields, each
     keyed on that table's own column, all in one transaction (as ``QuerySet.update`` does).
@@ -110,7 +113,7 @@ def _update_tables(
     the key is the child's primary key (a chain of parent links), else looked up in one
     query. Returns the rows updated (the same number in each table).
     """
-    concrete = model._meta.concrete_model
+    concrete = concrete_of(model)
     key_field = field(model, key)
     updated = 0
     with transaction.atomic(using=connection.alias):
@@ -143,7 +146,7 @@ def _pk_is_parent_link_to(model: type[models.Model], ancestor: type[models.Model
         pk = model._meta.pk
         if pk is None or pk.remote_field is None or not pk.remote_field.parent_link:
             return False
-        model = pk.remote_field.model._meta.concrete_model
+        model = concrete_of(pk.remote_field.model)
     return True
 
 
@@ -152,11 +155,11 @@ def _primary_keys_in(
     key_field: models.Field[Any, Any],
     keys: Sequence[Any],
     table: type[models.Model],
-    connection: Any,
+    connection: BaseDatabaseWrapper,
 ) -> tuple[list[Any], list[int]]:
     """``table``'s primary keys of the rows with ``keys``, and the positions in ``keys`` they
     were found at (a row deleted meanwhile has none)."""
-    path = "pk" if table is model._meta.concrete_model else table._meta.pk.name  # type: ignore[union-attr]
+    path = "pk" if table is concrete_of(model) else table._meta.pk.name
     rows = (
         model._base_manager.using(connection.alias)
         .filter(**{f"{key_field.name}__in": keys})
@@ -173,19 +176,20 @@ def _update_executemany(
     keys: Sequence[Any],
     per_row: Mapping[str, Sequence[Any]],
     shared: Mapping[str, Any],
-    connection: Any,
+    connection: BaseDatabaseWrapper,
 ) -> int:
     qn = connection.ops.quote_name
     key_field = field(model, key)
     fields_ = [field(model, name) for name in per_row]
     compiled = compile_shared(model, shared, connection)
     set_sql = ", ".join(
-        [f"{qn(f.column)} = %s" for f in fields_] + [f"{qn(c)} = {sql}" for c, sql, _ in compiled]
+        [f"{qn(column_of(f))} = %s" for f in fields_]
+        + [f"{qn(c)} = {sql}" for c, sql, _ in compiled]
     )
     if not set_sql:
         return 0
     shared_params = [p for _, _, ps in compiled for p in ps]
-    sql = f"UPDATE {qn(model._meta.db_table)} SET {set_sql} WHERE {qn(key_field.column)} = %s"
+    sql = f"UPDATE {qn(model._meta.db_table)} SET {set_sql} WHERE {qn(column_of(key_field))} = %s"
     columns = [
         [f.get_db_prep_save(v, connection=connection) for v in per_row[name]]
         for f, name in zip(fields_, per_row, strict=True)

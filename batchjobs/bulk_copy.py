@@ -16,11 +16,14 @@ import hashlib
 import io
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models, transaction
 
-from batchjobs.statements import compile_shared, execute_quietly, field
+from batchjobs.statements import column_of, compile_shared, execute_quietly, field
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 # Text COPY can carry unescaped: hex digits and hyphens (uuids), never a tab or newline.
 _PLAIN_TEXT = re.compile(r"[0-9a-fA-F-]*")
@@ -47,19 +50,23 @@ _COPY_TYPES = frozenset(
 _VALUES_TABLE = "batchjobs_chunk_values"
 
 
-def _pg_array(field_: models.Field[Any, Any], values: Sequence[Any], connection: Any) -> Any:
+def _pg_array(
+    field_: models.Field[Any, Any], values: Sequence[Any], connection: BaseDatabaseWrapper
+) -> tuple[list[Any], str]:
     """The fallback for types COPY's text cannot carry: an array the driver adapts."""
     db_type = field_.db_type(connection) or "text"
     prepared = [field_.get_db_prep_save(v, connection=connection) for v in values]
     return prepared, f"%s::{db_type}[]"
 
 
-def _copyable(field_: models.Field[Any, Any], connection: Any) -> bool:
+def _copyable(field_: models.Field[Any, Any], connection: BaseDatabaseWrapper) -> bool:
     db_type = (field_.db_type(connection) or "").split("(")[0].strip()
     return db_type in _COPY_TYPES
 
 
-def _copy_text(field_: models.Field[Any, Any], values: Sequence[Any], connection: Any) -> list[str]:
+def _copy_text(
+    field_: models.Field[Any, Any], values: Sequence[Any], connection: BaseDatabaseWrapper
+) -> list[str]:
     """One column in COPY's text format (tab, newline and backslash escaped; NULL as \\N)."""
     db_type = field_.db_type(connection)
     if db_type in ("bigint", "integer", "smallint"):
@@ -72,7 +79,7 @@ def _copy_text(field_: models.Field[Any, Any], values: Sequence[Any], connection
     return [_copy_escape(v) for v in prepared]
 
 
-def _copy_escape(value: Any) -> str:
+def _copy_escape(value: object) -> str:
     if value is None:
         return "\\N"
     text = value if isinstance(value, str) else str(value)
@@ -80,7 +87,9 @@ def _copy_escape(value: Any) -> str:
 
 
 def _copy_into_temp_table(
-    fields_: Sequence[models.Field[Any, Any]], columns: Sequence[Sequence[Any]], connection: Any
+    fields_: Sequence[models.Field[Any, Any]],
+    columns: Sequence[Sequence[Any]],
+    connection: BaseDatabaseWrapper,
 ) -> str:
     """COPY the chunk's keys and values into a temporary table dropped at commit."""
     qn = connection.ops.quote_name
@@ -113,15 +122,15 @@ def update_postgresql(
     per_row: Mapping[str, Sequence[Any]],
     shared: Mapping[str, Any],
     bounds: tuple[Any, Any] | None,
-    connection: Any,
+    connection: BaseDatabaseWrapper,
 ) -> int:
     qn = connection.ops.quote_name
     key_field = field(model, key)
     fields_ = [key_field, *(field(model, name) for name in per_row)]
     columns = [keys, *per_row.values()]
     aliases = [qn(f"c{i}") for i in range(len(fields_))]
-    assignments = [
-        (f"{qn(f.column)} = v.{alias}", [])
+    assignments: list[tuple[str, list[Any]]] = [
+        (f"{qn(column_of(f))} = v.{alias}", [])
         for f, alias in zip(fields_[1:], aliases[1:], strict=True)
     ]
     assignments += [
@@ -142,7 +151,7 @@ def update_postgresql(
             source_params = [a for a, _ in arrays]
         # No alias for the target table: a shared value may name its columns (F("title")),
         # and Django compiles those against the table's real name.
-        table, key_col = qn(model._meta.db_table), qn(key_field.column)
+        table, key_col = qn(model._meta.db_table), qn(column_of(key_field))
         sql = (
             f"UPDATE {table} SET {', '.join(a for a, _ in assignments)} "
             f"FROM {source} WHERE {table}.{key_col} = v.{aliases[0]}"

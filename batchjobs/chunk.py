@@ -37,7 +37,7 @@ class Chunk:
         return self.keyset.queryset.model
 
     @property
-    def queryset(self) -> QuerySet[Any]:
+    def queryset(self) -> QuerySet[models.Model]:
         """The job's rows in this chunk's key range (for ranged, SQL-side updates)."""
         return self.keyset.range(self.first, self.last)
 

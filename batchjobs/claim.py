@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError, OperationalError, connections, transaction
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -32,7 +32,7 @@ _LOCK_WAIT = 5.0
 @dataclass(frozen=True)
 class Claim:
     job_name: str
-    queryset: QuerySet[Any]
+    queryset: QuerySet[Model]
     key: str
     options: RunOptions
     owner: Owner

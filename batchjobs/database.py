@@ -6,24 +6,27 @@ from __future__ import annotations
 import contextlib
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db import DatabaseError, models
 
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
-def now(connection: Any) -> datetime:
+
+def now(connection: BaseDatabaseWrapper) -> datetime:
     """The database's clock. Heartbeats are written and judged by it, so clock skew
     between the hosts that run and watch a job cannot make a live run look stalled."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT CURRENT_TIMESTAMP")
-        value = cursor.fetchone()[0]
+        value: datetime | str = cursor.fetchone()[0]
     if isinstance(value, str):  # SQLite: 'YYYY-MM-DD HH:MM:SS' in UTC
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def set_local_timeouts(
-    connection: Any, *, statement_seconds: float | None, lock_seconds: float | None
+    connection: BaseDatabaseWrapper, *, statement_seconds: float | None, lock_seconds: float | None
 ) -> None:
     """``statement_timeout`` and ``lock_timeout`` for the current transaction only.
 
@@ -52,7 +55,7 @@ def set_local_timeouts(
         )
 
 
-def table_bytes(connection: Any, model: type[models.Model]) -> int | None:
+def table_bytes(connection: BaseDatabaseWrapper, model: type[models.Model]) -> int | None:
     """Heap, indexes and TOAST of the model's table (PostgreSQL); ``None`` elsewhere."""
     if connection.vendor != "postgresql":
         return None
@@ -64,7 +67,7 @@ def table_bytes(connection: Any, model: type[models.Model]) -> int | None:
         return int(cursor.fetchone()[0])
 
 
-def lock_holders(connection: Any, table: str) -> str:
+def lock_holders(connection: BaseDatabaseWrapper, table: str) -> str:
     """Who holds locks on ``table``, for an error message: ``pid 812 (psql, idle in
     transaction, AccessExclusiveLock)``. PostgreSQL only; empty elsewhere or on failure."""
     if connection.vendor != "postgresql":
@@ -85,7 +88,7 @@ def lock_holders(connection: Any, table: str) -> str:
 
 
 def vacuum_analyze(
-    connection: Any, model: type[models.Model], *, lock_seconds: float | None = None
+    connection: BaseDatabaseWrapper, model: type[models.Model], *, lock_seconds: float | None = None
 ) -> None:
     """``VACUUM ANALYZE`` the table (PostgreSQL), waiting at most ``lock_seconds`` for its
     lock (SHARE UPDATE EXCLUSIVE: another VACUUM, autovacuum or DDL holds it otherwise).
@@ -112,7 +115,7 @@ def _ms(seconds: float) -> str:
     return f"{max(1, math.ceil(seconds * 1000))}ms"
 
 
-def cancel_statement(connection: Any) -> None:
+def cancel_statement(connection: BaseDatabaseWrapper) -> None:
     """Cancel the statement in flight, from another thread: psycopg2's ``cancel``
     (libpq's PQcancel) and sqlite3's ``interrupt`` are both safe to call so."""
     raw = connection.connection
@@ -122,13 +125,13 @@ def cancel_statement(connection: Any) -> None:
             cancel()
 
 
-def reset_connection(connection: Any) -> None:
+def reset_connection(connection: BaseDatabaseWrapper) -> None:
     """Drop a broken connection; Django opens a new one on the next query."""
     with contextlib.suppress(DatabaseError):
         connection.close()
     connection.connection = None
 
 
-def reset_if_broken(connection: Any) -> None:
+def reset_if_broken(connection: BaseDatabaseWrapper) -> None:
     if connection.connection is not None and not connection.is_usable():
         reset_connection(connection)

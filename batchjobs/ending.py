@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, models
 from django.utils import timezone
@@ -25,6 +25,10 @@ from batchjobs.progress import ProgressEstimator
 from batchjobs.stopping import Stopper
 from batchjobs.store import RunStore
 from batchjobs.vacuuming import vacuum
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from structlog.stdlib import BoundLogger
 
 _SIZES = ("table_bytes_before", "table_bytes_after", "table_bytes_after_vacuum", "vacuum_seconds")
 
@@ -43,7 +47,7 @@ class Ending:
         *,
         job: str,
         store: RunStore,
-        connection: Any,
+        connection: BaseDatabaseWrapper,
         model: type[models.Model],
         progress: ProgressEstimator,
         stopper: Stopper,
@@ -51,7 +55,7 @@ class Ending:
         clock: Callable[[], float],
         vacuum_lock: float | None,
         max_runtime: float | None,
-        log: Any,
+        log: BoundLogger,
     ) -> None:
         self.job = job
         self.store = store

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import structlog
-from structlog.typing import EventDict, Processor
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 from batchjobs.progress import format_duration
+
+if TYPE_CHECKING:
+    from django.core.management.base import OutputWrapper
 
 LOGGER_NAME = "batchjobs"
 
@@ -34,11 +37,22 @@ VACUUM_STARTED = "job.vacuum_started"
 VACUUM_FAILED = "job.vacuum_failed"
 
 
-def get_logger(**bound: Any) -> Any:
-    return structlog.get_logger(LOGGER_NAME).bind(**bound)
+def get_logger(**bound: Any) -> structlog.stdlib.BoundLogger:
+    """The library's logger, with ``bound`` on every event. Typed as the stdlib-backed
+    logger that ``configure`` sets up; unconfigured (a test), structlog's default one has
+    the same methods."""
+    return structlog.stdlib.get_logger(LOGGER_NAME).bind(**bound)
 
 
-def configure(*, log_format: str | None = None, stream: IO[str] | None = None) -> str:
+class Stream(Protocol):
+    """Where the events go: a text stream, or a management command's ``self.stdout``."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> object: ...
+
+
+def configure(*, log_format: str | None = None, stream: Stream | None = None) -> str:
     """Route structlog and stdlib logging to ``stream``; return the format chosen.
 
     ``log_format`` is ``"json"``, ``"console"`` or ``None`` (console on a terminal).
@@ -82,16 +96,20 @@ def configure(*, log_format: str | None = None, stream: IO[str] | None = None) -
     return log_format
 
 
-def _raw(stream: Any) -> Any:
+def _raw(stream: Stream) -> Stream:
     """A management command's ``self.stdout`` (Django's ``OutputWrapper``) ends every write
     with a newline: the live line must not get one. Write through it as it is."""
-    if hasattr(stream, "ending") and hasattr(stream, "style_func"):
+    if _ends_lines(stream):
         return _Unended(stream)
     return stream
 
 
+def _ends_lines(stream: Stream) -> TypeGuard[OutputWrapper]:
+    return hasattr(stream, "ending") and hasattr(stream, "style_func")
+
+
 class _Unended:
-    def __init__(self, wrapper: Any) -> None:
+    def __init__(self, wrapper: OutputWrapper) -> None:
         self._wrapper = wrapper
 
     def write(self, text: str) -> None:
@@ -104,7 +122,7 @@ class _Unended:
         return bool(self._wrapper.isatty())
 
 
-def _isatty(stream: IO[str]) -> bool:
+def _isatty(stream: Stream) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
 
@@ -133,18 +151,18 @@ class _ConsoleRenderer:
     def __init__(self, *, colors: bool) -> None:
         self._lines = structlog.dev.ConsoleRenderer(colors=colors)
 
-    def __call__(self, logger: Any, name: str, event: EventDict) -> str:
+    def __call__(self, logger: WrappedLogger, name: str, event: EventDict) -> str:
         if event.get("event") == PROGRESS:
             return progress_line(event)
         return self._lines(logger, name, event)
 
 
-class _LiveLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _LiveLineHandler(logging.StreamHandler[Stream]):
     """Progress events redraw one line in place; any other record starts below it."""
 
     _CLEAR = "\r\x1b[2K"
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: Stream) -> None:
         super().__init__(stream)
         self._live = False
 

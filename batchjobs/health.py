@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.utils.module_loading import import_string
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,7 @@ class Verdict:
     wait_seconds: float
 
 
-HealthCheck = Callable[[Any], Verdict | None]
+HealthCheck = Callable[["BaseDatabaseWrapper"], Verdict | None]
 
 
 # The largest replay lag of the streaming replicas, in seconds; 0 with none (or unreadable).
@@ -53,7 +56,7 @@ class ReplicationLag:
         self.wait_seconds = wait_seconds
         self.query = query
 
-    def __call__(self, connection: Any) -> Verdict | None:
+    def __call__(self, connection: BaseDatabaseWrapper) -> Verdict | None:
         if connection.vendor != "postgresql":
             return None
         with connection.cursor() as cursor:
@@ -81,7 +84,7 @@ class LockWaits:
         self.min_wait_seconds = min_wait_seconds
         self.wait_seconds = wait_seconds
 
-    def __call__(self, connection: Any) -> Verdict | None:
+    def __call__(self, connection: BaseDatabaseWrapper) -> Verdict | None:
         if connection.vendor != "postgresql":
             return None
         with connection.cursor() as cursor:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
 from batchjobs import registry
 from batchjobs.chunk import Chunk
 from batchjobs.exceptions import JobDefinitionError
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -68,7 +71,7 @@ class ResumableJob:
                 raise JobDefinitionError(f"{cls.__qualname__} must implement {method}().")
         registry.register(cls)
 
-    def get_queryset(self) -> QuerySet[Any]:
+    def get_queryset(self) -> QuerySet[Model]:
         """The rows to cover. Unordered and unsliced: the library seeks by ``key``."""
         raise NotImplementedError
 
@@ -79,13 +82,13 @@ class ResumableJob:
         Return the number of rows changed, if known."""
         raise NotImplementedError
 
-    def sql_values(self, connection: Any) -> dict[str, Any] | None:
+    def sql_values(self, connection: BaseDatabaseWrapper) -> dict[str, Any] | None:
         """Optionally, the same new values as database expressions, for ``--sql-side``: the
         library then issues one ranged ``UPDATE`` per chunk and no values travel. Return
         ``None`` where no equivalent expression exists (e.g. on this backend)."""
         return None
 
-    def pending(self, run: RunInfo) -> QuerySet[Any] | None:
+    def pending(self, run: RunInfo) -> QuerySet[Model] | None:
         """Rows present at the start that still need this job's work, for the final
         verification pass (``None``: the job cannot tell, and no pass is made)."""
         return None

@@ -21,7 +21,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from batchjobs.exceptions import JobDefinitionError
 
 
-def check_queryset(queryset: QuerySet[Any]) -> None:
+def check_queryset(queryset: QuerySet[models.Model]) -> None:
     """The library owns the ordering and the slicing; refuse a queryset that sets either."""
     query = queryset.query
     if query.low_mark or query.high_mark is not None:
@@ -63,7 +63,7 @@ def key_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
     return field_
 
 
-def joins_to_many(queryset: QuerySet[Any]) -> bool:
+def joins_to_many(queryset: QuerySet[models.Model]) -> bool:
     """Does the queryset's SQL join a to-many relation (a reverse foreign key, a many-to-many),
     so that one row of the model can come out once per related row?
 
@@ -81,7 +81,7 @@ def joins_to_many(queryset: QuerySet[Any]) -> bool:
     return False
 
 
-def unique_rows(queryset: QuerySet[Any], key: str) -> QuerySet[Any]:
+def unique_rows(queryset: QuerySet[models.Model], key: str) -> QuerySet[models.Model]:
     """The queryset's rows, each once: the queryset itself unless it joins a to-many relation;
     then the model's rows for which the queryset has a match (a semi-join, ``EXISTS``).
 
@@ -94,7 +94,10 @@ def unique_rows(queryset: QuerySet[Any], key: str) -> QuerySet[Any]:
     if not joins_to_many(queryset):
         return queryset
     rows = queryset.model._base_manager.filter(Exists(queryset.filter(**{key: OuterRef(key)})))
-    return rows.using(queryset._db) if queryset._db else rows
+    # The alias the job chose with using(), if any. Private, so not in the stubs; the public
+    # .db falls back to the router's read alias, which would pin a write to it.
+    alias: str | None = queryset._db  # type: ignore[attr-defined]
+    return rows.using(alias) if alias else rows
 
 
 def check_unique_keys(keys: Sequence[Any], model: type[models.Model], key: str) -> None:
@@ -125,11 +128,11 @@ class Keyset:
     the run's total and ``chunk.queryset`` all read ``unique_rows`` of the queryset.
     """
 
-    queryset: QuerySet[Any]
+    queryset: QuerySet[models.Model]
     key: str
     upto: Any
     _field: models.Field[Any, Any] = field(init=False, repr=False, compare=False)
-    _rows: QuerySet[Any] = field(init=False, repr=False, compare=False)
+    _rows: QuerySet[models.Model] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         field_ = key_field(self.queryset.model, self.key)
@@ -140,7 +143,7 @@ class Keyset:
     def name(self) -> str:
         return self._field.name
 
-    def bounded(self) -> QuerySet[Any]:
+    def bounded(self) -> QuerySet[models.Model]:
         """The job's rows up to the high-water mark, each once (its ``count()`` is the run's
         total)."""
         qs = self._rows
@@ -174,12 +177,12 @@ class Keyset:
             return None
         return qs.order_by(f"-{self.name}").values_list(self.name, flat=True).first(), rows
 
-    def between(self, after: Any, last: Any) -> QuerySet[Any]:
+    def between(self, after: Any, last: Any) -> QuerySet[models.Model]:
         """The job's rows after ``after`` (exclusive) up to ``last`` (inclusive)."""
         qs = self._rows.filter(**{f"{self.name}__lte": last})
         return qs if after is None else qs.filter(**{f"{self.name}__gt": after})
 
-    def range(self, first: Any, last: Any) -> QuerySet[Any]:
+    def range(self, first: Any, last: Any) -> QuerySet[models.Model]:
         """The job's rows between two keys, both included."""
         return self._rows.filter(**{f"{self.name}__gte": first, f"{self.name}__lte": last})
 
@@ -193,7 +196,7 @@ class Keyset:
         return None if value is None else self._field.to_python(value)
 
 
-def high_water_mark(queryset: QuerySet[Any], key: str) -> Any:
+def high_water_mark(queryset: QuerySet[models.Model], key: str) -> Any:
     """The largest key now: rows created later are not this run's (they have fresh values)."""
     name = key_field(queryset.model, key).name
     # ORDER BY key DESC LIMIT 1 reads one index entry and works for every ordered type

@@ -13,12 +13,15 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connections
 
 from batchjobs import conf
 from batchjobs.database import now as database_now
+
+if TYPE_CHECKING:
+    from batchjobs.models import JobRun
 
 
 @dataclass(frozen=True)
@@ -69,13 +72,13 @@ def owner_alive(
         return False
     # The claimant's own pid under another token is a previous process that had it (a
     # restarted container is pid 1 again): it is gone.
-    here = owner_host == socket.gethostname() and owner_pid
-    if here and (owner_pid == claimant_pid or not pid_alive(owner_pid)):
+    here = owner_host == socket.gethostname()
+    if here and owner_pid and (owner_pid == claimant_pid or not pid_alive(owner_pid)):
         return False
     return heartbeat_at is not None and now - heartbeat_at < stale_after
 
 
-def lost_lease_message(job: str, run_id: int, run: Any, owner: Owner) -> str:
+def lost_lease_message(job: str, run_id: int, run: JobRun | None, owner: Owner) -> str:
     """Say what became of a run its process no longer owns, from the run row as it is now
     (``None``: deleted). The process wrote nothing after it lost the lease: every chunk and
     heartbeat is fenced on the owner."""
@@ -106,7 +109,7 @@ def ended_by(action: str, owner: Owner, user: str) -> dict[str, Any]:
     return {"action": action, "by": user, "host": owner.host, "pid": owner.pid}
 
 
-def alive(run: Any, *, alias: str = "default", claiming: bool = False) -> bool:
+def alive(run: JobRun, *, alias: str = "default", claiming: bool = False) -> bool:
     """Is the process that owns ``run`` still at work? (Judged on the database's clock.)
     ``claiming``: asked by a process that wants the run, whose own pid cannot be the owner."""
     if not run.owner_token:

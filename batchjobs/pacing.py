@@ -12,7 +12,7 @@ import contextlib
 import enum
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError
 
@@ -23,6 +23,10 @@ from batchjobs.health import HealthCheck, Verdict
 from batchjobs.sizing import ChunkSizer
 from batchjobs.stopping import Stopper
 from batchjobs.store import Controls, RunStore
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from structlog.stdlib import BoundLogger
 
 # How often between chunks the health checks are asked, at most.
 _HEALTH_CHECK_EVERY = 1.0
@@ -47,7 +51,7 @@ class Pacer:
         self,
         *,
         store: RunStore,
-        connection: Any,
+        connection: BaseDatabaseWrapper,
         stopper: Stopper,
         sizer: ChunkSizer,
         settings: Settings,
@@ -55,7 +59,7 @@ class Pacer:
         sleep_seconds: float,
         max_runtime: float | None,
         clock: Callable[[], float],
-        log: Any,
+        log: BoundLogger,
     ) -> None:
         self.store = store
         self.connection = connection

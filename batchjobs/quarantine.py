@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchjobs import events, retry
 from batchjobs.attempts import Attempts
@@ -20,6 +20,9 @@ from batchjobs.progress import ProgressEstimator
 from batchjobs.stopping import Stopper
 from batchjobs.store import RunStore
 from batchjobs.unit import ChunkUnit
+
+if TYPE_CHECKING:
+    from structlog.stdlib import BoundLogger
 
 # SQLSTATE classes no single row causes: a missing column or table, a permission, an
 # unsupported feature, a transaction state, resources. Bisecting on them would set aside
@@ -53,7 +56,7 @@ class Quarantine:
         progress: ProgressEstimator,
         stopper: Stopper,
         limit: int,
-        log: Any,
+        log: BoundLogger,
     ) -> None:
         self.unit = unit
         self.keyset = unit.keyset

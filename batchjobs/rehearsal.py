@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 from django.db import connections, router, transaction
 
@@ -115,13 +114,13 @@ def rehearse(
         if timed_out is not None:
             raise timed_out from None
         raise
-    return Rehearsal(**result, capped_at=largest if sample > largest else None)
+    return replace(result, capped_at=largest if sample > largest else None)
 
 
-def _rehearse_in_transaction(unit: ChunkUnit, sample: int) -> dict[str, Any]:
+def _rehearse_in_transaction(unit: ChunkUnit, sample: int) -> Rehearsal:
     job, alias = unit.job, unit.connection.alias
     error: str | None = None
-    changed: Any = None
+    changed: int | None = None
     elapsed = 0.0
     with unit.transaction(rollback=True):
         # Everything inside: even the high-water mark waits behind an ACCESS EXCLUSIVE lock.
@@ -140,16 +139,10 @@ def _rehearse_in_transaction(unit: ChunkUnit, sample: int) -> dict[str, Any]:
             elapsed = time.perf_counter() - started
             if changed is None and error is None:
                 changed = len(keys)
-    return {
-        "sample": len(keys),
-        "changed": changed,
-        "total": total,
-        "seconds": elapsed,
-        "error": error,
-    }
+    return Rehearsal(sample=len(keys), changed=changed, total=total, seconds=elapsed, error=error)
 
 
-def _process_rehearsing(unit: ChunkUnit, chunk: Chunk) -> Any:
+def _process_rehearsing(unit: ChunkUnit, chunk: Chunk) -> int | None:
     """The unit's work with ``job.rehearsing`` set: the rollback undoes database writes
     only, so a job with outside effects must be able to tell."""
     unit.job.rehearsing = True

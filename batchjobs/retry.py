@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import enum
 import re
+import threading
 from collections.abc import Callable
-from typing import Any
 
 from django.db import utils as db_utils
 from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception,
-    stop_any,
     stop_when_event_set,
     wait_exponential_jitter,
 )
@@ -134,22 +133,25 @@ def policy(
     *,
     max_attempts: int,
     max_wait: float,
-    sleep: Callable[[float], Any],
-    before_sleep: Callable[[RetryCallState], Any],
-    stop_event: Any,
+    sleep: Callable[[float], None],
+    before_sleep: Callable[[RetryCallState], None],
+    stop_event: threading.Event,
     out_of_time: Callable[[], bool] = lambda: False,
     initial_wait: float = 0.2,
 ) -> Retrying:
     """The retry policy for one chunk: transient errors only, exponential backoff with
     jitter, at most ``max_attempts`` tries, and no more waiting once a stop is requested
     or the run is ``out_of_time`` (--max-runtime)."""
+    at_limit = _stop(max_attempts)
+    on_stop_request = stop_when_event_set(stop_event)
+
+    def stop(state: RetryCallState) -> bool:
+        # What stop_any does, for plain callables too (it is typed for stop_base only).
+        return at_limit(state) or on_stop_request(state) or out_of_time()
+
     return Retrying(
         retry=retry_if_exception(is_transient),
-        stop=stop_any(
-            _stop(max_attempts),
-            stop_when_event_set(stop_event),
-            lambda state: out_of_time(),
-        ),
+        stop=stop,
         wait=wait_exponential_jitter(multiplier=initial_wait, max=max_wait, jitter=initial_wait),
         sleep=sleep,
         before_sleep=before_sleep,

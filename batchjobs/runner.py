@@ -15,7 +15,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from django.db import connections, router
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
 from batchjobs import conf, events, health, retry
 from batchjobs.attempts import Attempts
@@ -60,7 +60,7 @@ class Runner:
         self.clock = clock
         self.owner = Owner.current()
         self.log = events.get_logger(job=job.name)
-        self.queryset: QuerySet[Any] = job.get_queryset()
+        self.queryset: QuerySet[Model] = job.get_queryset()
         check_queryset(self.queryset)
         self.alias = router.db_for_write(self.queryset.model)
         self.connection = connections[self.alias]
@@ -236,6 +236,8 @@ class Runner:
         )
 
     def _finish(self, run: JobRun, started: float, changed: int) -> Outcome:
+        # The column is nullable, but store.create sets it on every run it makes.
+        assert run.started_at is not None, f"run #{run.pk} has no started_at"
         verification = Verifier(
             job=self.job,
             unit=self.unit,

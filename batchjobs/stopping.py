@@ -16,7 +16,12 @@ from contextlib import contextmanager
 from types import FrameType
 
 # SIGHUP too: an operator's SSH session that drops must not kill a run mid-chunk unrecorded.
-EXIT_CODE_FOR_SIGNAL = {signal.SIGHUP: 129, signal.SIGINT: 130, signal.SIGTERM: 143}
+# Keyed by number: a handler is given the signal as a plain int.
+EXIT_CODE_FOR_SIGNAL: dict[int, int] = {
+    signal.SIGHUP: 129,
+    signal.SIGINT: 130,
+    signal.SIGTERM: 143,
+}
 
 
 class ForcedStop(BaseException):
@@ -49,7 +54,7 @@ class Stopper:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODE_FOR_SIGNAL.get(self.signum, 130)  # type: ignore[arg-type]
+        return 130 if self.signum is None else EXIT_CODE_FOR_SIGNAL.get(self.signum, 130)
 
     def request(self, signum: int) -> None:
         """First signal: ask. Second (the first, with no patience): raise ``ForcedStop``

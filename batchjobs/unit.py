@@ -17,7 +17,7 @@ import signal
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
@@ -28,6 +28,9 @@ from batchjobs.keyset import Keyset
 from batchjobs.options import Timeouts
 from batchjobs.stopping import Stopper
 from batchjobs.store import Controls, RunStore
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class ChunkUnit:
         *,
         job: ResumableJob,
         keyset: Keyset,
-        connection: Any,
+        connection: BaseDatabaseWrapper,
         stopper: Stopper,
         timeouts: Timeouts,
         clock: Callable[[], float],
@@ -114,7 +117,7 @@ class ChunkUnit:
                 if planned is None:
                     return ChunkResult(rows=0, seconds=0.0, exhausted=True)
                 last, rows = planned
-                changed = self.process_range(cursor, last)
+                changed: int | None = self.process_range(cursor, last)
                 self.advance(last, rows)
                 return ChunkResult(rows, self.clock() - started, changed=changed)
             keys = self.keyset.next_keys(after=cursor, limit=size)

@@ -7,7 +7,7 @@ complete. A failed VACUUM is reported, never turned into a failed run.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
@@ -15,15 +15,19 @@ from batchjobs import events, retry
 from batchjobs.database import cancel_statement, table_bytes, vacuum_analyze
 from batchjobs.stopping import ForcedStop, Stopper
 
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from structlog.stdlib import BoundLogger
+
 
 def vacuum(
     *,
-    connection: Any,
+    connection: BaseDatabaseWrapper,
     model: type[models.Model],
     stopper: Stopper,
     lock_seconds: float,
     clock: Callable[[], float],
-    log: Any,
+    log: BoundLogger,
 ) -> tuple[dict[str, Any], str]:
     """``(figures to add to the run's stats, a sentence for the operator or "")``."""
     if connection.vendor != "postgresql":

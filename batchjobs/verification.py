@@ -6,7 +6,7 @@ found, through the one chunk transaction (``ChunkUnit``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchjobs import events
 from batchjobs.attempts import Attempts
@@ -16,6 +16,9 @@ from batchjobs.keyset import Keyset, unique_rows
 from batchjobs.stopping import Stopper
 from batchjobs.store import RunStore
 from batchjobs.unit import ChunkUnit
+
+if TYPE_CHECKING:
+    from structlog.stdlib import BoundLogger
 
 
 class Verifier:
@@ -28,7 +31,7 @@ class Verifier:
         attempts: Attempts,
         stopper: Stopper,
         chunk_size: Callable[[], int],
-        log: Any,
+        log: BoundLogger,
     ) -> None:
         self.job = job
         self.unit = unit

@@ -171,5 +171,5 @@ def _short(iso: str | None) -> str:
     return "" if not iso else iso[:19].replace("T", " ")
 
 
-def _dumps(value: Any) -> str:
+def _dumps(value: object) -> str:
     return json.dumps(value, indent=2, default=str)

@@ -7,6 +7,7 @@ from django.core.management.base import CommandError, CommandParser
 from batchjobs import control, events, registry
 from batchjobs.arguments import option
 from batchjobs.exceptions import BatchJobError
+from batchjobs.job import ResumableJob
 from batchjobs.management.commands._common import BatchCommand, command_error, require_database
 from batchjobs.options import MAX_ROWS, RunOptions
 from batchjobs.progress import format_duration
@@ -192,8 +193,22 @@ class Command(BatchCommand):
             )
         return control.request(name, "pause" if options["pause"] else "cancel")
 
-    def _dry_run(self, job: Any, *, sample: int, **options: Any) -> None:
-        result = rehearse(job, sample=sample, **options)
+    def _dry_run(
+        self,
+        job: ResumableJob,
+        *,
+        sample: int,
+        sql_side: bool,
+        statement_timeout: float | None,
+        lock_timeout: float | None,
+    ) -> None:
+        result = rehearse(
+            job,
+            sample=sample,
+            sql_side=sql_side,
+            statement_timeout=statement_timeout,
+            lock_timeout=lock_timeout,
+        )
         out = self.stdout
         out.write(f"Dry run of {job.name} on {result.sample:,} rows (rolled back):")
         if result.capped_at is not None:
