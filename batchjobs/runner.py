@@ -71,6 +71,9 @@ class Runner:
                 "run it without --sql-side."
             )
         self.sizer = options.chunk_sizer(settings)
+        # The key is checked before anything is claimed: a job whose key cannot be used
+        # must not take a run over and then leave it owned by a process that has gone.
+        self.unbounded = Keyset(self.queryset, job.key, None)
 
     def run(self) -> Outcome:
         with self.stopper.installed(on_force=lambda: cancel_statement(self.connection)):
@@ -106,8 +109,7 @@ class Runner:
     def _assemble(self, run: JobRun) -> None:
         """The collaborators of this run, each given just what it needs."""
         settings, options, clock = self.settings, self.options, self.clock
-        unbounded = Keyset(self.queryset, self.job.key, None)
-        self.keyset = replace(unbounded, upto=unbounded.decode(run.high_water_mark))
+        self.keyset = replace(self.unbounded, upto=self.unbounded.decode(run.high_water_mark))
         self.store = RunStore(alias=self.alias, run_id=run.pk, job=self.job.name, owner=self.owner)
         self.progress = ProgressEstimator(
             total=run.total, done=run.done, started_at=clock(), set_aside=run.quarantined

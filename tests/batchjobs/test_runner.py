@@ -624,3 +624,22 @@ def test_runner__verification_that_cannot_settle_fails_the_run(ids: list[int]) -
         _run(NeverSettles())
     run = JobRun.objects.get(job=NeverSettles.name)
     assert (run.state, run.done) == (State.FAILED, 50)
+
+
+def test_runner__an_unusable_key_refuses_before_taking_a_run_over(
+    ids: list[int], registry_snapshot: Any
+) -> None:
+    """A job whose key went wrong between sessions must not claim the interrupted run and
+    then leave it owned by a process that has gone."""
+
+    class Misspelled(RecordingRotation):
+        name = "fake_misspelled_key"
+        description = "The recording rotation, its key misspelled since its last session."
+        key = "nope"
+
+    run = JobRun.objects.create(job=Misspelled.name, state=State.INTERRUPTED, done=10, total=50)
+
+    with pytest.raises(JobDefinitionError, match="has no field named 'nope'"):
+        Runner(Misspelled(), RunOptions())
+    run.refresh_from_db()
+    assert (run.state, run.owner_token, run.done) == (State.INTERRUPTED, "", 10)
