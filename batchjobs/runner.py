@@ -74,6 +74,7 @@ class Runner:
         # The key is checked before anything is claimed: a job whose key cannot be used
         # must not take a run over and then leave it owned by a process that has gone.
         self.unbounded = Keyset(self.queryset, job.key, None)
+        self.health_checks = health.load(settings.HEALTH_CHECKS)  # a bad path fails here too
 
     def run(self) -> Outcome:
         with self.stopper.installed(on_force=lambda: cancel_statement(self.connection)):
@@ -120,7 +121,7 @@ class Runner:
             stopper=self.stopper,
             sizer=self.sizer,
             settings=settings,
-            health_checks=health.load(settings.HEALTH_CHECKS),
+            health_checks=self.health_checks,
             sleep_seconds=options.sleep,
             max_runtime=options.max_runtime,
             clock=clock,

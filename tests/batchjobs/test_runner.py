@@ -643,3 +643,14 @@ def test_runner__an_unusable_key_refuses_before_taking_a_run_over(
         Runner(Misspelled(), RunOptions())
     run.refresh_from_db()
     assert (run.state, run.owner_token, run.done) == (State.INTERRUPTED, "", 10)
+
+
+def test_runner__a_health_check_that_cannot_be_loaded_refuses_before_claiming(
+    ids: list[int], settings: Any
+) -> None:
+    run = JobRun.objects.create(job=NAME, state=State.INTERRUPTED, done=10, total=50)
+    settings.BATCHJOBS_HEALTH_CHECKS = ["tests.batchjobs.no_such_module.Check"]
+    with pytest.raises(ImportError):
+        Runner(RecordingRotation(), RunOptions())
+    run.refresh_from_db()
+    assert (run.state, run.owner_token) == (State.INTERRUPTED, "")
