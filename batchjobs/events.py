@@ -147,8 +147,9 @@ def progress_line(event: EventDict) -> str:
         f"{rate:,.0f} rows/s" if rate else "- rows/s",
         f"ETA {format_duration(event.get('eta_seconds'))}",
         f"elapsed {format_duration(event.get('elapsed_seconds'))}",
-        f"chunk {event.get('chunk_size', 0):,}",
     ]
+    if event.get("chunk_size") is not None:  # `listjobs --follow` does not know it
+        parts.append(f"chunk {event['chunk_size']:,}")
     return "  ".join(parts)
 
 
