@@ -379,6 +379,21 @@ def test_runjob__succeeds_with_json_events_and_a_one_line_summary(seed_items) ->
 
 
 @pytest.mark.django_db(transaction=True)
+def test_runjob__console_sentences_by_default_and_key_value_with_v2(seed_items) -> None:
+    seed_items(30)
+    out, _ = _call("runjob", JOB, "--log-format", "console", "--reason", "INC-1")
+    run = JobRun.objects.get(job=JOB)
+    lines = [line for line in out.replace("\r\x1b[2K", "\n").splitlines() if line]
+    assert lines[0].startswith(f"Started run #{run.pk} of {JOB}: 30 rows, by ")
+    assert lines[0].endswith(". Reason: INC-1.")
+    assert lines[-1].startswith(f"Run #{run.pk} succeeded: 30 rows in ")
+
+    out, _ = _call("runjob", JOB, "--log-format", "console", "-v", "2")
+    assert "job.started" in out and "resumed=False" in out
+    assert "Started run" not in out
+
+
+@pytest.mark.django_db(transaction=True)
 def test_runjob__failed_run_exits_1_with_the_reason(seed_items) -> None:
     seed_items(10)
     Item.objects.filter(pk=Item.objects.order_by("pk").first().pk).update(title="stuck")
