@@ -285,10 +285,10 @@ class Follower:
             line = events.progress_line(_progress_event(run))
             if self.terminal:
                 self.stdout.write(self._CLEAR + line, ending="")
-                self.stdout.flush()
                 live = True
             else:
                 self.stdout.write(line)
+            self.stdout.flush()  # a pipe is block-buffered: each line as it comes
             self.sleep(self.INTERVAL_SECONDS)
             run.refresh_from_db()
         if live:
