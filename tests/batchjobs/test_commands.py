@@ -13,13 +13,15 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.apps import apps
 from django.core.management import call_command
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, OutputWrapper
 from django.utils import timezone
 
+from batchjobs.management.commands.listjobs import Follower
 from batchjobs.models import JobRun, State
 from tests.batchjobs.fakes import CloseByToken, NeverSettles
 from tests.testapp.models import Item
@@ -726,6 +728,32 @@ def test_listjobs__follow_a_stalled_run_ends_at_once() -> None:
         f"Run #{run.pk} of {JOB} is stalled at 10 of 40 rows (25.0%): its process is gone. "
         f"Continue with: python manage.py runjob {JOB}\n"
     )
+
+
+@pytest.mark.django_db
+def test_listjobs__follow_redraws_one_line_on_a_terminal_then_says_how_it_ended() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    run = JobRun.objects.create(
+        job=JOB, state=State.RUNNING, total=40, done=10, owner_token="t", owner_pid=1
+    )
+    steps = iter([{"done": 20}, {"done": 40, "state": State.SUCCEEDED, "owner_token": ""}])
+
+    def sleep(seconds: float) -> None:  # the runner's chunks, between two reads
+        assert seconds == Follower.INTERVAL_SECONDS
+        JobRun.objects.filter(pk=run.pk).update(**next(steps))
+
+    screen = Terminal()
+    with mock.patch("batchjobs.control.alive", return_value=True):
+        Follower(JOB, OutputWrapper(screen), sleep=sleep).follow()
+    clear = "\r\x1b[2K"
+    _, first, second = screen.getvalue().split(clear)
+    assert first.startswith(f"{JOB} [######") and "10/40" in first and "\n" not in first
+    live, final, end = second.split("\n")
+    assert "20/40" in live
+    assert (final, end) == (f"Run #{run.pk} of {JOB} succeeded: 40 of 40 rows (100.0%).", "")
 
 
 def test_listjobs__follow_needs_a_name() -> None:
