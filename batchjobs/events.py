@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from batchjobs import sentences
 from batchjobs.progress import format_duration
 
 if TYPE_CHECKING:
@@ -52,10 +53,14 @@ class Stream(Protocol):
     def flush(self) -> object: ...
 
 
-def configure(*, log_format: str | None = None, stream: Stream | None = None) -> str:
+def configure(
+    *, log_format: str | None = None, stream: Stream | None = None, verbosity: int = 1
+) -> str:
     """Route structlog and stdlib logging to ``stream``; return the format chosen.
 
-    ``log_format`` is ``"json"``, ``"console"`` or ``None`` (console on a terminal).
+    ``log_format`` is ``"json"``, ``"console"`` or ``None`` (console on a terminal). On the
+    console a run's events read as sentences; ``verbosity`` 2 or more (``runjob -v 2``)
+    shows them as ``key=value`` lines instead, every field included. JSON ignores it.
     """
     stream = _raw(stream or sys.stdout)
     if log_format is None:
@@ -70,7 +75,7 @@ def configure(*, log_format: str | None = None, stream: Stream | None = None) ->
         renderer: Processor = structlog.processors.JSONRenderer()
         handler: logging.Handler = logging.StreamHandler(stream)
     else:
-        renderer = _ConsoleRenderer(colors=_isatty(stream))
+        renderer = _ConsoleRenderer(colors=_isatty(stream), sentences=verbosity < 2)
         handler = _LiveLineHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -142,19 +147,41 @@ def progress_line(event: EventDict) -> str:
         f"{rate:,.0f} rows/s" if rate else "- rows/s",
         f"ETA {format_duration(event.get('eta_seconds'))}",
         f"elapsed {format_duration(event.get('elapsed_seconds'))}",
-        f"chunk {event.get('chunk_size', 0):,}",
     ]
+    if event.get("chunk_size") is not None:  # `listjobs --follow` does not know it
+        parts.append(f"chunk {event['chunk_size']:,}")
     return "  ".join(parts)
 
 
 class _ConsoleRenderer:
-    def __init__(self, *, colors: bool) -> None:
+    """The live line for ``job.progress``; a sentence for the run's other events (or, with
+    ``sentences=False``, structlog's ``key=value`` line); anything else, such as Django's
+    own records, as structlog's line."""
+
+    _COLOURS = {"warning": "\x1b[33m", "error": "\x1b[31m"}
+
+    def __init__(self, *, colors: bool, sentences: bool = True) -> None:
         self._lines = structlog.dev.ConsoleRenderer(colors=colors)
+        self._colors = colors
+        self._sentences = sentences
+        # Rows a run had done when this process resumed it, so that ``job.finished`` can
+        # tell this session's rows (which its duration and rate measure) from the run's.
+        self._resumed_at: dict[object, int] = {}
 
     def __call__(self, logger: WrappedLogger, name: str, event: EventDict) -> str:
-        if event.get("event") == PROGRESS:
+        kind = event.get("event")
+        if kind == PROGRESS:
             return progress_line(event)
-        return self._lines(logger, name, event)
+        if not self._sentences or kind not in sentences.SENTENCES:
+            return self._lines(logger, name, event)
+        if kind == STARTED and event.get("resumed"):
+            self._resumed_at[event.get("run_id")] = event.get("done") or 0
+        if kind == FINISHED:
+            text = sentences.finished(event, resumed_at=self._resumed_at.get(event.get("run_id")))
+        else:
+            text = sentences.SENTENCES[kind](event)
+        colour = self._COLOURS.get(str(event.get("level", ""))) if self._colors else None
+        return f"{colour}{text}\x1b[0m" if colour else text
 
 
 class _LiveLineHandler(logging.StreamHandler[Stream]):

@@ -11,14 +11,17 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.apps import apps
 from django.core.management import call_command
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, OutputWrapper
 from django.utils import timezone
 
+from batchjobs.management.commands.listjobs import Follower
 from batchjobs.models import JobRun, State
 from tests.batchjobs.fakes import CloseByToken, NeverSettles
 from tests.testapp.models import Item
@@ -378,6 +381,21 @@ def test_runjob__succeeds_with_json_events_and_a_one_line_summary(seed_items) ->
 
 
 @pytest.mark.django_db(transaction=True)
+def test_runjob__console_sentences_by_default_and_key_value_with_v2(seed_items) -> None:
+    seed_items(30)
+    out, _ = _call("runjob", JOB, "--log-format", "console", "--reason", "INC-1")
+    run = JobRun.objects.get(job=JOB)
+    lines = [line for line in out.replace("\r\x1b[2K", "\n").splitlines() if line]
+    assert lines[0].startswith(f"Started run #{run.pk} of {JOB}: 30 rows, by ")
+    assert lines[0].endswith(". Reason: INC-1.")
+    assert lines[-1].startswith(f"Run #{run.pk} succeeded: 30 rows in ")
+
+    out, _ = _call("runjob", JOB, "--log-format", "console", "-v", "2")
+    assert "job.started" in out and "resumed=False" in out
+    assert "Started run" not in out
+
+
+@pytest.mark.django_db(transaction=True)
 def test_runjob__failed_run_exits_1_with_the_reason(seed_items) -> None:
     seed_items(10)
     Item.objects.filter(pk=Item.objects.order_by("pk").first().pk).update(title="stuck")
@@ -624,11 +642,124 @@ def test_listjobs__detail_of_one_job() -> None:
     out, _ = _call("listjobs", JOB)
     lines = out.splitlines()
     assert lines[0] == f"{JOB}: {DESCRIPTION}"
-    details = dict(re.split(r"\s+", line.strip(), maxsplit=1) for line in lines[2:] if line)
+    details = dict(re.split(r"\s+", line.strip(), maxsplit=1) for line in lines[3:] if line)
     assert details["state"] == "succeeded"
-    assert details["done"] == "5"
-    assert details["reason"] == "INC-7"
+    assert details["progress"] == "5 of 5 (100.0%)"
+    assert details["started"] == "INC-7"
     assert "error" not in details  # empty values are left out
+
+
+@pytest.mark.django_db
+def test_listjobs__detail_reads_as_short_lines() -> None:
+    sessions = [
+        {"by": "alice", "at": "2026-11-30T10:02:41+00:00", "host": "db-1", "pid": 812},
+        {
+            "by": "bob",
+            "at": "2026-11-30T11:15:00+00:00",
+            "host": "db-2",
+            "pid": 900,
+            "reason": "INC-9 resume",
+        },
+    ]
+    run = JobRun.objects.create(
+        job=JOB,
+        state=State.QUARANTINED,
+        total=1_000_000,
+        done=999_998,
+        chunks=1_000,
+        retries=3,
+        quarantined=2,
+        started_by="alice",
+        reason="INC-9",
+        options={"batch_size": 1000, "vacuum": True, "reason": "INC-9"},
+        verification={"checked": 1_000_000, "stale_found": 0, "reswept": 0, "remaining": 0},
+        stats={
+            "sessions": sessions,
+            "table_bytes_before": 64 * 1024 * 1024,
+            "table_bytes_after": 128 * 1024 * 1024,
+        },
+        high_water_mark=1_000_000,
+        cursor=1_000_000,
+    )
+    JobRun.objects.filter(pk=run.pk).update(
+        started_at=datetime(2026, 11, 30, 10, 2, 41, tzinfo=UTC)
+    )
+    for key in (100, 5000):
+        run.quarantined_rows.create(key=key, error_class="builtins.ValueError", error_message="x")
+    out, _ = _call("listjobs", JOB)
+    assert out.splitlines()[2:] == [
+        f"Run #{run.pk}",
+        "  state         succeeded_with_quarantine",
+        "  progress      999,998 of 1,000,000 (100.0%)",
+        "  started       2026-11-30 10:02:41 by alice: INC-9",
+        "  sessions      alice on db-1, 2026-11-30 10:02 (pid 812)",
+        "                bob on db-2, 2026-11-30 11:15 (pid 900): INC-9 resume",
+        "  retries       3 over 1,000 chunks",
+        "  quarantined   2 rows (keys 100, 5000)",
+        "  verification  Verified 1,000,000 rows: none still needs the job.",
+        "  table         64.0 MiB -> 128.0 MiB",
+        "  options       --batch-size 1000, --vacuum",
+        "  keys          up to 1000000, committed through 1000000",
+    ]
+
+
+@pytest.mark.django_db
+def test_listjobs__follow_without_an_unfinished_run_says_so_at_once() -> None:
+    JobRun.objects.create(job=JOB, state=State.SUCCEEDED, total=5, done=5)
+    out, _ = _call("listjobs", JOB, "--follow")
+    assert out == f"{JOB} has no unfinished run: nothing to follow.\n"
+
+
+@pytest.mark.django_db
+def test_listjobs__follow_a_run_not_at_work_says_how_it_stands() -> None:
+    run = JobRun.objects.create(job=JOB, state=State.PAUSED, total=40, done=10)
+    out, _ = _call("listjobs", JOB, "--follow")
+    assert out == (
+        f"Run #{run.pk} of {JOB} is paused at 10 of 40 rows (25.0%). "
+        f"Continue with: python manage.py runjob {JOB} --resume\n"
+    )
+
+
+@pytest.mark.django_db
+def test_listjobs__follow_a_stalled_run_ends_at_once() -> None:
+    run = JobRun.objects.create(job=JOB, state=State.RUNNING, total=40, done=10)
+    out, _ = _call("listjobs", JOB, "--follow")
+    assert out == (
+        f"Run #{run.pk} of {JOB} is stalled at 10 of 40 rows (25.0%): its process is gone. "
+        f"Continue with: python manage.py runjob {JOB}\n"
+    )
+
+
+@pytest.mark.django_db
+def test_listjobs__follow_redraws_one_line_on_a_terminal_then_says_how_it_ended() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    run = JobRun.objects.create(
+        job=JOB, state=State.RUNNING, total=40, done=10, owner_token="t", owner_pid=1
+    )
+    steps = iter([{"done": 20}, {"done": 40, "state": State.SUCCEEDED, "owner_token": ""}])
+
+    def sleep(seconds: float) -> None:  # the runner's chunks, between two reads
+        assert seconds == Follower.INTERVAL_SECONDS
+        JobRun.objects.filter(pk=run.pk).update(**next(steps))
+
+    screen = Terminal()
+    with mock.patch("batchjobs.control.alive", return_value=True):
+        Follower(JOB, OutputWrapper(screen), sleep=sleep).follow()
+    clear = "\r\x1b[2K"
+    _, first, second = screen.getvalue().split(clear)
+    assert first.startswith(f"{JOB} [######") and "10/40" in first and "\n" not in first
+    live, final, end = second.split("\n")
+    assert "20/40" in live
+    assert (final, end) == (f"Run #{run.pk} of {JOB} succeeded: 40 of 40 rows (100.0%).", "")
+
+
+def test_listjobs__follow_needs_a_name() -> None:
+    assert str(_fails("listjobs", "--follow")) == (
+        "--follow needs a job NAME, and does not go with --json."
+    )
 
 
 @pytest.mark.django_db

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from batchjobs import events
+from batchjobs import events, sentences
 from batchjobs.options import RunOptions
 from batchjobs.runner import Runner
 from tests.batchjobs.fakes import RecordingRotation
@@ -151,7 +151,7 @@ def test_console__progress_redraws_one_line_and_other_events_start_below_it() ->
     log = events.get_logger(job="rotate", run_id=3)
     log.info(events.PROGRESS, **_progress(done=1, percent=10.0))
     log.info(events.PROGRESS, **_progress(done=2, percent=20.0))
-    log.warning(events.RETRY, attempt=1, error_kind="deadlock")
+    log.warning(events.RETRY, **RETRY_FIELDS)
     log.info(events.PROGRESS, **_progress(done=3, percent=30.0))
     out = stream.getvalue()
     clear = "\r\x1b[2K"
@@ -160,7 +160,10 @@ def test_console__progress_redraws_one_line_and_other_events_start_below_it() ->
     assert "\n" not in first  # redrawn in place, not scrolled
     assert second.startswith("rotate [####") and second.endswith("\n")
     retry_line = second.split("\n")[1]
-    assert "job.retry" in retry_line and "error_kind=deadlock" in retry_line
+    assert retry_line == (
+        "Attempt 1 failed with deadlock (deadlock (SQLSTATE 40P01)); retrying in 0.3s "
+        "with chunks of 1,000 rows."
+    )
     assert rest.startswith("rotate [#######") and "3/1,000,000" in rest
     assert not rest.endswith("\n")
 
@@ -170,6 +173,251 @@ def test_console__no_colour_codes_when_not_a_terminal() -> None:
     events.configure(log_format="console", stream=stream)
     events.get_logger(job="j").info(events.STARTED)
     assert "\x1b[" not in stream.getvalue()
+
+
+# -- sentences: what each event reads as on a terminal -------------------------------------
+
+RUN = {"job": "rotate_ticket_tokens", "run_id": 3}
+RETRY_FIELDS = {
+    "attempt": 1,
+    "error_kind": "deadlock",
+    "error_class": "psycopg2.errors.DeadlockDetected",
+    "error": "deadlock (SQLSTATE 40P01)",
+    "wait_seconds": 0.31,
+    "chunk_size": 1_000,
+}
+STARTED = {
+    "resumed": False,
+    "done": 0,
+    "total": 1_000_000,
+    "high_water_mark": 1_000_000,
+    "cursor": None,
+    "chunk_size": 1_000,
+    "options": {"reason": "INC-9"},
+    "started_by": "alice",
+    "reason": "INC-9",
+    "run_started_by": "alice",
+    "run_reason": "INC-9",
+}
+FINISHED = {
+    "state": "succeeded",
+    "done": 1_000_000,
+    "total": 1_000_000,
+    "quarantined": 0,
+    "changed": 1_000_000,
+    "duration_seconds": 133.1,
+    "rate": 7_512.3,
+    "verification": {"checked": 1_000_000, "stale_found": 0, "reswept": 0, "remaining": 0},
+    "table_bytes_before": 64 * 1024 * 1024,
+    "table_bytes_after": 128 * 1024 * 1024,
+    "table_bytes_after_vacuum": None,
+    "vacuum_seconds": None,
+}
+
+
+def _render(*items: tuple[str, dict[str, Any]], verbosity: int = 1, level: str = "info") -> str:
+    stream = io.StringIO()
+    events.configure(log_format="console", stream=stream, verbosity=verbosity)
+    log = events.get_logger(**RUN)
+    for name, fields in items:
+        getattr(log, level)(name, **fields)
+    return stream.getvalue()
+
+
+def _sentence(name: str, **fields: Any) -> str:
+    return _render((name, fields)).rstrip("\n")
+
+
+def test_sentence__started() -> None:
+    assert _sentence(events.STARTED, **STARTED) == (
+        "Started run #3 of rotate_ticket_tokens: 1,000,000 rows, by alice. Reason: INC-9."
+    )
+
+
+def test_sentence__started_names_the_options_as_flags() -> None:
+    options = {"batch_size": 5000, "vacuum": True, "reason": "INC-9"}
+    assert _sentence(events.STARTED, **{**STARTED, "options": options}).endswith(
+        " Reason: INC-9. Options: --batch-size 5000, --vacuum."
+    )
+
+
+def test_sentence__resumed_by_someone_else() -> None:
+    resumed = {**STARTED, "resumed": True, "done": 250_000, "started_by": "bob", "reason": ""}
+    assert _sentence(events.STARTED, **resumed) == (
+        "Resumed run #3 of rotate_ticket_tokens at 250,000 of 1,000,000 rows (25.0%), "
+        "by bob (started by alice). Reason: INC-9."
+    )
+
+
+def test_sentence__finished_with_sizes_in_mib_and_the_duration() -> None:
+    assert _sentence(events.FINISHED, **FINISHED) == (
+        "Run #3 succeeded: 1,000,000 rows in 2m13s (7,512 rows/s). "
+        "Table 64.0 MiB -> 128.0 MiB; VACUUM ANALYZE reclaims the dead rows: see --vacuum."
+    )
+
+
+def test_sentence__finished_after_vacuum_and_without_sizes() -> None:
+    vacuumed = {**FINISHED, "table_bytes_after_vacuum": 96 * 1024 * 1024, "vacuum_seconds": 0.4}
+    assert _sentence(events.FINISHED, **vacuumed).endswith(
+        "Table 64.0 MiB -> 128.0 MiB, 96.0 MiB after VACUUM ANALYZE (0.4s)."
+    )
+    sqlite = {**FINISHED, "table_bytes_before": None, "table_bytes_after": None}
+    assert _sentence(events.FINISHED, **sqlite) == (
+        "Run #3 succeeded: 1,000,000 rows in 2m13s (7,512 rows/s)."
+    )
+
+
+def test_sentence__finished_after_a_resume_counts_this_session_apart() -> None:
+    resumed = {**STARTED, "resumed": True, "done": 250_000}
+    out = _render((events.STARTED, resumed), (events.FINISHED, FINISHED))
+    assert out.splitlines()[1].startswith(
+        "Run #3 succeeded: 1,000,000 rows (750,000 in this session: 2m13s, 7,512 rows/s)."
+    )
+
+
+def test_sentence__finished_with_quarantined_rows_says_what_next() -> None:
+    with_quarantine = {
+        **FINISHED,
+        "state": "succeeded_with_quarantine",
+        "done": 999_998,
+        "quarantined": 2,
+        "table_bytes_before": None,
+        "table_bytes_after": None,
+    }
+    assert _sentence(events.FINISHED, **with_quarantine) == (
+        "Run #3 succeeded with 2 rows quarantined: 999,998 of 1,000,000 rows (100.0%) "
+        "in 2m13s (7,512 rows/s). Fix the quarantined rows (listjobs shows their keys), "
+        "then: python manage.py runjob rotate_ticket_tokens --retry-quarantined"
+    )
+
+
+def test_sentence__verified() -> None:
+    clean = {"checked": 1_000_000, "stale_found": 0, "reswept": 0, "remaining": 0}
+    assert _sentence(events.VERIFIED, **clean) == (
+        "Verified 1,000,000 rows: none still needs the job."
+    )
+    reswept = {**clean, "stale_found": 3, "reswept": 3}
+    assert _sentence(events.VERIFIED, **reswept) == (
+        "Verified 1,000,000 rows: 3 still needed the job, 3 re-swept, none left."
+    )
+    left = {**reswept, "remaining": 1}
+    assert _sentence(events.VERIFIED, **left) == (
+        "Verified 1,000,000 rows: 3 still needed the job, 3 re-swept, 1 still need it: "
+        "the run fails."
+    )
+
+
+RESUME = "python manage.py runjob rotate_ticket_tokens"
+
+
+def test_sentence__interrupted_by_a_signal() -> None:
+    fields = {"done": 250_000, "total": 1_000_000, "signal": "SIGINT", "cause": "SIGINT"}
+    assert _sentence(events.INTERRUPTED, **fields, resume_command=RESUME) == (
+        "Interrupted by SIGINT after 250,000 of 1,000,000 rows (25.0%); every committed "
+        "chunk is kept. Resume with: python manage.py runjob rotate_ticket_tokens"
+    )
+
+
+def test_sentence__interrupted_by_max_runtime_or_a_lost_database() -> None:
+    window = {"done": 10, "total": 40, "signal": None, "cause": "--max-runtime 60s reached"}
+    assert _sentence(events.INTERRUPTED, **window, resume_command=RESUME) == (
+        "Stopped after 10 of 40 rows (25.0%): --max-runtime 60s reached; every committed "
+        f"chunk is kept. Resume with: {RESUME}"
+    )
+    lost = {
+        "done": 2_000,
+        "cause": "database lost",
+        "error_class": "psycopg2.OperationalError",
+        "error": "server closed the connection unexpectedly",
+    }
+    assert _sentence(events.INTERRUPTED, **lost, resume_command=RESUME) == (
+        "Lost the database after 2,000 rows (server closed the connection unexpectedly); "
+        f"every committed chunk is kept. Resume with: {RESUME}"
+    )
+
+
+def test_sentence__paused_and_cancelled_keep_their_message() -> None:
+    message = (
+        "Run #3 of rotate_ticket_tokens is paused: continue with "
+        "`runjob rotate_ticket_tokens --resume`."
+    )
+    assert _sentence(events.PAUSED, done=42_000, total=200_000, message=message) == (
+        message + " Rows done: 42,000 of 200,000 (21.0%)."
+    )
+
+
+def test_sentence__failed() -> None:
+    fields = {
+        "error_class": "batchjobs.exceptions.TooManyQuarantined",
+        "error": "2 rows are quarantined already (limit 2, --max-quarantined) and key 3 "
+        "failed too: the job's code is broken",
+        "done": 0,
+        "quarantined": 2,
+    }
+    assert _sentence(events.FAILED, **fields) == (
+        "Run #3 failed (TooManyQuarantined): 2 rows are quarantined already (limit 2, "
+        "--max-quarantined) and key 3 failed too: the job's code is broken. "
+        "Rows done: 0, 2 quarantined."
+    )
+
+
+def test_sentence__the_run_s_warnings() -> None:
+    assert _sentence(events.RETRY, **RETRY_FIELDS) == (
+        "Attempt 1 failed with deadlock (deadlock (SQLSTATE 40P01)); retrying in 0.3s "
+        "with chunks of 1,000 rows."
+    )
+    throttled = {"reason": "1 sessions waiting on locks for over 1.0s", "wait_seconds": 2.0}
+    assert _sentence(events.THROTTLED, **throttled) == (
+        "Throttled: 1 sessions waiting on locks for over 1.0s; waiting 2.0s."
+    )
+    quarantined = {
+        "key": 5000,
+        "error_class": "builtins.ValueError",
+        "error": "cannot rotate ticket 5000",
+    }
+    assert _sentence(events.QUARANTINED, **quarantined) == (
+        "Quarantined the row with key 5000 (ValueError: cannot rotate ticket 5000); "
+        "the run goes on without it."
+    )
+
+
+def test_sentence__tuned_and_vacuum() -> None:
+    tuned = {"sleep": 0.5, "chunk_size": 2_000, "tuning": {"sleep": 0.5}}
+    assert _sentence(events.TUNED, **tuned) == ("Tuned: chunks of 2,000 rows, 0.5s between chunks.")
+    started = {"table": "tickets_ticket", "lock_timeout_seconds": 5.0}
+    assert _sentence(events.VACUUM_STARTED, **started) == (
+        "VACUUM ANALYZE tickets_ticket (waits at most 5.0s for its lock; Ctrl-C skips it)."
+    )
+    failed = {
+        "error_class": "psycopg2.errors.LockNotAvailable",
+        "error": "lock_timeout (SQLSTATE 55P03)",
+        "cause": "tickets_ticket stayed locked for over 5s",
+    }
+    assert _sentence(events.VACUUM_FAILED, **failed) == (
+        "VACUUM ANALYZE did not complete: tickets_ticket stayed locked for over 5s. "
+        "The run stands; VACUUM ANALYZE the table by hand."
+    )
+
+
+def test_sentence__every_event_but_progress_has_one() -> None:
+    names = {v for k, v in vars(events).items() if k.isupper() and str(v).startswith("job.")}
+    assert names - set(sentences.SENTENCES) == {events.PROGRESS}
+
+
+def test_console__verbosity_2_gives_key_value_lines() -> None:
+    line = _render((events.STARTED, STARTED), verbosity=2)
+    assert "job.started" in line
+    assert "started_by=alice" in line and "total=1000000" in line
+    assert "Started run" not in line
+
+
+def test_json__unchanged_by_verbosity_and_sentences() -> None:
+    stream = io.StringIO()
+    events.configure(log_format="json", stream=stream, verbosity=1)
+    events.get_logger(**RUN).info(events.FINISHED, **FINISHED)
+    (line,) = _json_lines(stream)
+    assert {k: line[k] for k in FINISHED} == FINISHED
+    assert line["event"] == "job.finished"
 
 
 # -- what a run emits ------------------------------------------------------------------------

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError
+from django.utils import timezone
 
-from batchjobs import control, registry
+from batchjobs import control, events, registry, sentences, store
 from batchjobs.arguments import option
 from batchjobs.exceptions import BatchJobError
 from batchjobs.management.commands._common import BatchCommand, command_error, require_database
@@ -14,6 +18,9 @@ from batchjobs.models import JobRun, State
 from batchjobs.options import LIMITS
 from batchjobs.progress import format_duration
 from batchjobs.retry import explain
+
+if TYPE_CHECKING:
+    from django.core.management.base import OutputWrapper
 
 MAX_RUNS = int(LIMITS["runs"].maximum)
 # What the database user needs, said when it lacks a privilege (exit 77).
@@ -69,18 +76,42 @@ class Command(BatchCommand):
         )
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
         parser.add_argument(
+            "--follow",
+            action="store_true",
+            help=(
+                "With NAME: redraw the running run's progress line every second, from any "
+                "terminal or host, until the run ends; then say how it ended (exit 0). "
+                "Read-only. Ctrl-C exits 130."
+            ),
+        )
+        parser.add_argument(
             "--runs",
             type=option("runs"),
             default=5,
             help=f"With NAME: how many recent runs to show (at most {MAX_RUNS:,}).",
         )
 
-    def handle(self, *, name: str | None, json: bool, runs: int, **options: Any) -> None:
+    def handle(
+        self, *, name: str | None, json: bool, runs: int, follow: bool, **options: Any
+    ) -> None:
+        if follow and (not name or json):
+            raise CommandError("--follow needs a job NAME, and does not go with --json.")
         try:
             jobs = [registry.get(name)] if name else registry.all_jobs()
         except BatchJobError as exc:
             raise command_error(exc) from None
         require_database(needs=NEEDS)
+        if follow and name:
+            try:
+                Follower(name, self.stdout).follow()
+            except DatabaseError as exc:
+                raise command_error(
+                    explain(exc, doing="Could not read the run"), needs=NEEDS
+                ) from None
+            except KeyboardInterrupt:
+                self.stdout.write("")  # leave the live line as it was, and exit quietly
+                raise SystemExit(130) from None
+            return
         limit = runs if name else 1
         try:
             rows = [
@@ -150,9 +181,160 @@ class Command(BatchCommand):
             self.stdout.write("  never run")
         for run in row["runs"]:
             self.stdout.write("")
-            for key, value in run.items():
-                if value not in (None, "", [], {}):
-                    self.stdout.write(f"  {key:<18} {value}")
+            self.stdout.write(f"Run #{run['run_id']}")
+            for label, value in detail_lines(run):
+                self.stdout.write(f"  {label:<13} {value}".rstrip())
+
+
+def detail_lines(run: dict[str, Any]) -> list[tuple[str, str]]:
+    """A run's summary as ``(label, text)`` lines for a person; empty facts left out. A
+    label of ``""`` continues the line above (one session per line)."""
+    lines = [("state", run["state"])]
+    progress = sentences.of_total(run["done"], run["total"])
+    if run["eta_seconds"] is not None:  # only while its process is alive and at work
+        rate = f", {run['rate']:,.0f} rows/s" if run["rate"] else ""
+        progress += f"{rate}, ETA {format_duration(run['eta_seconds'])}"
+    lines.append(("progress", progress))
+    by = f"by {run['started_by']}" if run["started_by"] else ""
+    started = " ".join(part for part in (_short(run["started_at"]), by) if part)
+    if run["reason"]:
+        started = f"{started}: {run['reason']}" if started else run["reason"]
+    if started:
+        lines.append(("started", started))
+    sessions = run["stats"].get("sessions") or []
+    if len(sessions) > 1:  # one session is the "started" line already
+        for i, session in enumerate(sessions):
+            lines.append(("sessions" if i == 0 else "", _session(session)))
+    if run["owner"]:
+        lines.append(("owner", f"{run['owner']}, last heard {_short(run['heartbeat_at'])}"))
+    ended = run["stats"].get("ended_by")
+    if ended:
+        lines.append(
+            (
+                "ended by",
+                f"{ended.get('by')} on {ended.get('host')} (pid {ended.get('pid')}): "
+                f"{ended.get('action')}",
+            )
+        )
+    if run["finished_at"]:
+        lines.append(("finished", _short(run["finished_at"])))
+    if run["retries"]:
+        lines.append(("retries", f"{run['retries']:,} over {run['chunks']:,} chunks"))
+    if run["quarantined"]:
+        keys = ", ".join(str(k) for k in run["quarantined_keys"])
+        lines.append(("quarantined", f"{run['quarantined']:,} rows (keys {keys})"))
+    if run["verification"]:
+        lines.append(("verification", sentences.verified(run["verification"])))
+    stats = run["stats"]
+    before, after = stats.get("table_bytes_before"), stats.get("table_bytes_after")
+    if before is not None:
+        size = sentences.mib(before)
+        if after is not None:
+            size += f" -> {sentences.mib(after)}"
+        vacuumed = stats.get("table_bytes_after_vacuum")
+        if vacuumed is not None:
+            size += f" ({sentences.mib(vacuumed)} after VACUUM ANALYZE)"
+        lines.append(("table", size))
+    if run["error"]:
+        lines.append(("error", run["error"]))
+    flags = sentences.options(run["options"] or {})
+    if flags:
+        lines.append(("options", flags))
+    tuning = sentences.options(run["tuning"] or {})
+    if tuning:
+        lines.append(("tuning", tuning))
+    if run["high_water_mark"] is not None:
+        keys = f"up to {run['high_water_mark']}"
+        if run["cursor"] is not None:
+            keys += f", committed through {run['cursor']}"
+        lines.append(("keys", keys))
+    return lines
+
+
+def _session(session: dict[str, Any]) -> str:
+    """``alice on db-1, 2026-11-30 10:02 (pid 812): INC-9``."""
+    text = f"{session.get('by', '?')} on {session.get('host', '?')}, "
+    text += f"{_short(session.get('at'))[:16]} (pid {session.get('pid', '?')})"
+    if session.get("reason"):
+        text += f": {session['reason']}"
+    return text
+
+
+class Follower:
+    """``listjobs NAME --follow``: reads the run row once a second (never writes it) and
+    shows the same live line as ``runjob`` would, until the run is no longer running."""
+
+    INTERVAL_SECONDS = 1.0
+    _CLEAR = "\r\x1b[2K"
+
+    def __init__(
+        self, job: str, stdout: OutputWrapper, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.job = job
+        self.stdout = stdout
+        self.sleep = sleep
+        self.terminal = bool(stdout.isatty())
+
+    def follow(self) -> None:
+        run = store.unfinished(self.job)
+        if run is None:
+            self.stdout.write(f"{self.job} has no unfinished run: nothing to follow.")
+            return
+        live = False
+        while run.state == State.RUNNING and control.display_state(run) != "stalled":
+            line = events.progress_line(_progress_event(run))
+            if self.terminal:
+                self.stdout.write(self._CLEAR + line, ending="")
+                live = True
+            else:
+                self.stdout.write(line)
+            self.stdout.flush()  # a pipe is block-buffered: each line as it comes
+            self.sleep(self.INTERVAL_SECONDS)
+            run.refresh_from_db()
+        if live:
+            self.stdout.write("")
+        self.stdout.write(ended(run))
+
+
+def _progress_event(run: JobRun) -> dict[str, Any]:
+    """The run row in the shape of a ``job.progress`` event, for ``events.progress_line``."""
+    sessions = run.stats.get("sessions") or []
+    since = sessions[-1].get("at") if sessions else None
+    elapsed = None
+    if since:
+        elapsed = (timezone.now() - datetime.fromisoformat(since)).total_seconds()
+    return {
+        "job": run.job,
+        "done": run.done,
+        "total": run.total,
+        "percent": run.percent,
+        "rate": run.rate,
+        "eta_seconds": run.eta_seconds,
+        "elapsed_seconds": elapsed,
+    }
+
+
+def ended(run: JobRun) -> str:
+    """How a run stands once it is no longer at work, as one sentence."""
+    state = control.display_state(run)
+    head = f"Run #{run.pk} of {run.job}"
+    rows = sentences.of_total(run.done, run.total, " rows")
+    resume = f"python manage.py runjob {run.job}"
+    if run.state == State.SUCCEEDED:
+        return f"{head} succeeded: {rows}."
+    if run.state == State.QUARANTINED:
+        return (
+            f"{head} succeeded with {run.quarantined:,} rows quarantined: {rows}. Fix them, "
+            f"then: {resume} --retry-quarantined"
+        )
+    if state == "stalled":
+        return f"{head} is stalled at {rows}: its process is gone. Continue with: {resume}"
+    if run.state == State.PAUSED:
+        return f"{head} is paused at {rows}. Continue with: {resume} --resume"
+    if run.state in (State.INTERRUPTED, State.FAILED):
+        why = f" ({run.error_message})" if run.error_message else ""
+        return f"{head} is {run.state} at {rows}{why}. Continue with: {resume}"
+    return f"{head} is {state} at {rows}."
 
 
 def _broken_entry(module: registry.BrokenModule) -> dict[str, Any]:

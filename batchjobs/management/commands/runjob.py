@@ -160,7 +160,11 @@ class Command(BatchCommand):
                     lock_timeout=options["lock_timeout"],
                 )
                 return
-            events.configure(log_format=options["log_format"], stream=self.stdout)
+            events.configure(
+                log_format=options["log_format"],
+                stream=self.stdout,
+                verbosity=options["verbosity"],
+            )
             run_options = RunOptions(
                 batch_size=options["batch_size"],
                 target_chunk_seconds=options["target_chunk_seconds"],
