@@ -45,9 +45,10 @@ def seconds(value: float | None) -> str:
 
 
 def options(values: Mapping[str, Any]) -> str:
-    """A session's non-default options as the flags that gave them: ``--batch-size 5000``."""
+    """A session's non-default options as the flags that gave them: ``--batch-size 5000``,
+    in a fixed order (PostgreSQL's jsonb does not keep the order they were stored in)."""
     flags = []
-    for key, value in values.items():
+    for key, value in sorted(values.items()):
         if key == "reason":  # said on its own
             continue
         flag = "--" + key.replace("_", "-")
