@@ -21,7 +21,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError, OutputWrapper
 from django.utils import timezone
 
-from batchjobs.management.commands.listjobs import Follower
+from batchjobs.listing import Follower
 from batchjobs.models import JobRun, State
 from tests.batchjobs.fakes import CloseByToken, NeverSettles
 from tests.testapp.models import Item
