@@ -1,5 +1,9 @@
 """Runs in the Django admin: state, progress, ETA, audit trail; pause, cancel, live tuning.
 
+While a shown run is unfinished, ``static/batchjobs/live.js`` refreshes its state,
+progress, rate and ETA from ``live_view`` every 2 s; the cells it updates carry
+``data-run``/``data-field`` attributes.
+
 Everything is read-only but ``tuning``: a run is changed by its runner, and an operator
 steers it through the same requests ``runjob --pause/--cancel/--tune`` make. Steering needs
 ``batchjobs.control_jobrun``; ``view_jobrun`` only shows runs.
