@@ -1,5 +1,9 @@
 """Runs in the Django admin: state, progress, ETA, audit trail; pause, cancel, live tuning.
 
+While a shown run is unfinished, ``static/batchjobs/live.js`` refreshes its state,
+progress, rate and ETA from ``live_view`` every 2 s; the cells it updates carry
+``data-run``/``data-field`` attributes.
+
 Everything is read-only but ``tuning``: a run is changed by its runner, and an operator
 steers it through the same requests ``runjob --pause/--cancel/--tune`` make. Steering needs
 ``batchjobs.control_jobrun``; ``view_jobrun`` only shows runs.
@@ -10,9 +14,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.utils.html import format_html
+from django.http import HttpRequest, JsonResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 
 from batchjobs import control, store
 from batchjobs.exceptions import BatchJobError, InvalidOption
@@ -27,6 +34,84 @@ if TYPE_CHECKING:
 else:  # the stubs' generics; Django's admin classes cannot be subscripted at run time
     _InlineBase = admin.TabularInline
     _AdminBase = admin.ModelAdmin
+
+
+def _live_values(run: JobRun) -> dict[str, Any]:
+    """What the list and the run page show of a run's progress, in the form both the first
+    render and ``live.js``'s refresh use, so that the two never disagree."""
+    percent = run.percent or 0.0
+    return {
+        "live": run.state in UNFINISHED,
+        "state": control.display_state(run),
+        "percent": percent,
+        "progress": (
+            f"{percent}% ({run.done:,} / {'?' if run.total is None else f'{run.total:,}'})"
+        ),
+        "rate": "-" if run.rate is None else f"{run.rate:,.0f} rows/s",
+        "eta": format_duration(run.eta_seconds) if run.finished_at is None else "-",
+        "done": f"{run.done:,}",
+        "chunks": f"{run.chunks:,}",
+    }
+
+
+def _cell(run: JobRun, field: str, inner: SafeString | str) -> SafeString:
+    """A value ``live.js`` refreshes: it finds it by run and field."""
+    return format_html(
+        '<span class="batchjobs-live" data-run="{}" data-field="{}" data-live="{}" '
+        'data-url="{}">{}</span>',
+        run.pk,
+        field,
+        "1" if run.state in UNFINISHED else "0",
+        reverse("admin:batchjobs_jobrun_live"),
+        inner,
+    )
+
+
+def _table(rows: list[tuple[str, Any]]) -> SafeString:
+    """A small two-column table (name, value); values are escaped."""
+    if not rows:
+        return mark_safe("-")
+    body = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows)
+    return format_html('<table class="batchjobs-detail">{}</table>', body)
+
+
+def _plain(value: Any, *, group: bool = True) -> str:
+    """A JSON value as one short line, for a cell (nested values joined, not dumped).
+    ``group``: counts read better as 100,000; pids and chunk numbers do not."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_plain(v, group=group)}" for k, v in value.items()) or "-"
+    if isinstance(value, list):
+        return ", ".join(_plain(v, group=group) for v in value) or "-"
+    if value is None or value == "":
+        return "-"
+    if group and isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _records(records: list[dict[str, Any]]) -> SafeString:
+    """A table with one row per record (sessions, retries) and one column per key."""
+    if not records:
+        return mark_safe("-")
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    head = format_html_join("", "<th>{}</th>", ((c,) for c in columns))
+    body = format_html_join(
+        "",
+        "<tr>{}</tr>",
+        (
+            (
+                format_html_join(
+                    "", "<td>{}</td>", ((_plain(r.get(c), group=False),) for c in columns)
+                ),
+            )
+            for r in records
+        ),
+    )
+    return format_html(
+        '<table class="batchjobs-detail"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
+        head,
+        body,
+    )
 
 
 class QuarantinedRowInline(_InlineBase):
@@ -47,6 +132,7 @@ class JobRunAdmin(_AdminBase):
         "job",
         "shown_state",
         "progress",
+        "shown_rate",
         "eta",
         "started_by",
         "started_at",
@@ -58,12 +144,13 @@ class JobRunAdmin(_AdminBase):
     inlines = (QuarantinedRowInline,)
     fields = (
         "job",
-        "state",
+        "shown_state",
         "progress",
+        "shown_rate",
         "eta",
-        "done",
+        "shown_done",
         "total",
-        "chunks",
+        "shown_chunks",
         "retries",
         "quarantined",
         "cursor",
@@ -72,7 +159,7 @@ class JobRunAdmin(_AdminBase):
         "requested_action",
         "started_by",
         "reason",
-        "options",
+        "shown_options",
         "owner_host",
         "owner_pid",
         "created_at",
@@ -81,9 +168,33 @@ class JobRunAdmin(_AdminBase):
         "finished_at",
         "error_class",
         "error_message",
-        "verification",
-        "stats",
+        "shown_verification",
+        "sessions",
+        "retry_log",
+        "shown_stats",
     )
+
+    class Media:
+        # Refreshes progress, rate and ETA while a shown run is unfinished (no reload).
+        js = ("batchjobs/live.js",)
+        css = {"all": ("batchjobs/admin.css",)}
+
+    def get_urls(self) -> list[URLPattern]:
+        live = path(
+            "live/",
+            self.admin_site.admin_view(self.live_view),
+            name="batchjobs_jobrun_live",
+        )
+        return [live, *super().get_urls()]
+
+    def live_view(self, request: HttpRequest) -> JsonResponse:
+        """``?ids=1,2``: those runs' progress, as the list and the run page show it. Read by
+        ``live.js`` every two seconds; it needs only what the list needs."""
+        if not self.has_view_or_change_permission(request):  # who may see the list
+            raise PermissionDenied
+        ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.isdigit()][:500]
+        runs = JobRun.objects.filter(pk__in=ids)
+        return JsonResponse({"runs": {str(run.pk): _live_values(run) for run in runs}})
 
     def get_readonly_fields(self, request: HttpRequest, obj: JobRun | None = None) -> list[str]:
         return [f for f in self.fields if f != "tuning"]
@@ -137,22 +248,53 @@ class JobRunAdmin(_AdminBase):
 
     @admin.display(description="state")
     def shown_state(self, run: JobRun) -> str:
-        return control.display_state(run)
+        return _cell(run, "state", _live_values(run)["state"])
 
     @admin.display(description="progress")
     def progress(self, run: JobRun) -> str:
-        percent = run.percent or 0.0
-        return format_html(
-            '<progress max="100" value="{}"></progress> {}% ({} / {})',
-            percent,
-            percent,
-            f"{run.done:,}",
-            "?" if run.total is None else f"{run.total:,}",
+        values = _live_values(run)
+        bar = format_html(
+            '<progress max="100" value="{}"></progress> {}', values["percent"], values["progress"]
         )
+        return _cell(run, "progress", bar)
+
+    @admin.display(description="rate")
+    def shown_rate(self, run: JobRun) -> str:
+        return _cell(run, "rate", _live_values(run)["rate"])
 
     @admin.display(description="ETA")
     def eta(self, run: JobRun) -> str:
-        return format_duration(run.eta_seconds) if run.finished_at is None else "-"
+        return _cell(run, "eta", _live_values(run)["eta"])
+
+    @admin.display(description="done")
+    def shown_done(self, run: JobRun) -> str:
+        return _cell(run, "done", _live_values(run)["done"])
+
+    @admin.display(description="chunks")
+    def shown_chunks(self, run: JobRun) -> str:
+        return _cell(run, "chunks", _live_values(run)["chunks"])
+
+    @admin.display(description="options")
+    def shown_options(self, run: JobRun) -> str:
+        return _table([(k, _plain(v)) for k, v in run.options.items()])
+
+    @admin.display(description="verification")
+    def shown_verification(self, run: JobRun) -> str:
+        return _table([(k, _plain(v)) for k, v in run.verification.items()])
+
+    @admin.display(description="sessions")
+    def sessions(self, run: JobRun) -> str:
+        """One row per process that worked on the run: who, when, where, why, how."""
+        return _records(list(run.stats.get("sessions", [])))
+
+    @admin.display(description="retry log")
+    def retry_log(self, run: JobRun) -> str:
+        return _records(list(run.stats.get("retry_log", [])))
+
+    @admin.display(description="other statistics")
+    def shown_stats(self, run: JobRun) -> str:
+        rest = {k: v for k, v in run.stats.items() if k not in ("sessions", "retry_log")}
+        return _table([(k, _plain(v)) for k, v in rest.items()])
 
     def _request(self, request: HttpRequest, runs: QuerySet[JobRun], action: str) -> None:
         for job in sorted({run.job for run in runs}):

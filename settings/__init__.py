@@ -27,6 +27,9 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # The admin's CSS and JavaScript (and batchjobs' own): `runserver` serves them when
+    # DEBUG is on; a deployment runs `collectstatic` into STATIC_ROOT.
+    "django.contrib.staticfiles",
     "batchjobs",
     "tickets",
 ]
@@ -146,6 +149,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # Logging is set up per command by batchjobs.events so that Django's own records and the
 # job's events share one renderer (JSON lines or the terminal line).

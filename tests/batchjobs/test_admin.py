@@ -301,3 +301,86 @@ def test_admin__an_unfinished_run_cannot_be_deleted(admin_client) -> None:
     )
     assert deleted.status_code == 302
     assert not JobRun.objects.filter(pk=finished.pk).exists()
+
+
+LIVE = "admin:batchjobs_jobrun_live"
+
+
+def test_admin__live_view_gives_the_shown_values_of_the_runs_asked(admin_client) -> None:
+    run = _live(done=250, total=1_000, rate=1234.4, eta_seconds=75.0)
+    done = JobRun.objects.create(job="older", state=State.SUCCEEDED, finished_at=timezone.now())
+    response = admin_client.get(reverse(LIVE), {"ids": f"{run.pk},{done.pk},x,99999"})
+    assert response.status_code == 200
+    assert response.json() == {
+        "runs": {
+            str(run.pk): {
+                "live": True,
+                "state": "running",
+                "percent": 25.0,
+                "progress": "25.0% (250 / 1,000)",
+                "rate": "1,234 rows/s",
+                "eta": "1m15s",
+                "done": "250",
+                "chunks": "0",
+            },
+            str(done.pk): {
+                "live": False,
+                "state": "succeeded",
+                "percent": 0.0,
+                "progress": "0.0% (0 / ?)",
+                "rate": "-",
+                "eta": "-",
+                "done": "0",
+                "chunks": "0",
+            },
+        }
+    }
+
+
+@pytest.mark.parametrize("user", USERS)
+def test_admin__live_view_needs_the_view_permission(client: Client, user: str) -> None:
+    run = _live(done=1, total=2)
+    response = _log_in(client, user).get(reverse(LIVE), {"ids": str(run.pk)})
+    if user in ("anonymous", "non_staff_with_control"):
+        _assert_sent_to_login(response)
+    elif user == "staff_without_permissions":
+        assert response.status_code == 403
+    else:
+        assert response.status_code == 200
+        assert list(response.json()["runs"]) == [str(run.pk)]
+
+
+def test_admin__list_marks_the_values_the_page_refreshes(admin_client) -> None:
+    run = _live(done=250, total=1_000, rate=10.0, eta_seconds=75.0)
+    page = admin_client.get(reverse(CHANGELIST)).content.decode()
+    for field in ("state", "progress", "rate", "eta"):
+        assert f'data-run="{run.pk}" data-field="{field}" data-live="1"' in page
+    assert "batchjobs/live.js" in page
+    assert f'data-url="{reverse(LIVE)}"' in page
+
+
+def test_admin__run_page_shows_options_sessions_retries_and_verification_as_tables(
+    admin_client,
+) -> None:
+    session = {"by": "ops", "at": "2026-11-30T10:00:00+00:00", "host": "web1", "pid": 42}
+    run = JobRun.objects.create(
+        job="rotate_item_tokens",
+        state=State.SUCCEEDED,
+        finished_at=timezone.now(),
+        options={"batch_size": 1000, "sleep": 0.5},
+        verification={"checked": 100000, "stale_found": 0},
+        stats={
+            "sessions": [session, {**session, "pid": 43, "options": {"resume": True}}],
+            "retry_log": [{"chunk": 3, "error_class": "OperationalError"}],
+            "table_bytes_before": 8192,
+        },
+    )
+    page = admin_client.get(reverse("admin:batchjobs_jobrun_change", args=[run.pk]))
+    html = page.content.decode()
+    assert "<tr><th>batch_size</th><td>1,000</td></tr>" in html
+    assert "<tr><th>checked</th><td>100,000</td></tr>" in html
+    assert "<tr><th>table_bytes_before</th><td>8,192</td></tr>" in html
+    assert "<th>by</th><th>at</th><th>host</th><th>pid</th><th>options</th>" in html
+    assert "<td>43</td><td>resume=True</td>" in html
+    assert "<td>3</td><td>OperationalError</td>" in html
+    assert "{&#x27;" not in html and "{'" not in html  # no dict is printed raw
