@@ -60,6 +60,7 @@ class Pacer:
         max_runtime: float | None,
         clock: Callable[[], float],
         log: BoundLogger,
+        on_wait: Callable[[float], None] | None = None,
     ) -> None:
         self.store = store
         self.connection = connection
@@ -70,6 +71,8 @@ class Pacer:
         self.sleep_seconds = sleep_seconds
         self.clock = clock
         self.log = log
+        # Told how long each wait lasted (the progress estimator takes waits out of the rate).
+        self.on_wait = on_wait
         # Health checks query the database: a server restart first noticed there is waited
         # out by the run's retries (``Attempts``), which the runner sets here.
         self.with_retries: _Retrying = _once
@@ -157,8 +160,16 @@ class Pacer:
 
     def wait(self, seconds: float) -> None:
         """Sleep in slices of at most a second: beat the heartbeat when it is due, end at
-        --max-runtime, wake early on a stop signal, a request, or new tuning."""
-        end = self.clock() + seconds
+        --max-runtime, wake early on a stop signal, a request, or new tuning; then tell
+        ``on_wait`` how long it lasted."""
+        started = self.clock()
+        try:
+            self._wait(started + seconds)
+        finally:
+            if self.on_wait is not None:
+                self.on_wait(self.clock() - started)
+
+    def _wait(self, end: float) -> None:
         if self.deadline is not None:
             end = min(end, self.deadline)
         tuning = self.controls.tuning

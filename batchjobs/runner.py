@@ -34,7 +34,7 @@ from batchjobs.lease import Owner
 from batchjobs.models import JobRun
 from batchjobs.options import RunOptions
 from batchjobs.pacing import Pacer, Stop
-from batchjobs.progress import ProgressEstimator
+from batchjobs.progress import ProgressEstimator, Snapshot
 from batchjobs.quarantine import Quarantine
 from batchjobs.stopping import ForcedStop, Stopper
 from batchjobs.store import RunStore
@@ -126,6 +126,7 @@ class Runner:
             max_runtime=options.max_runtime,
             clock=clock,
             log=self.log,
+            on_wait=self.progress.waited,
         )
         self.attempts = Attempts(
             settings=settings,
@@ -225,12 +226,17 @@ class Runner:
         cursor = self.keyset.decode(self.store.cursor())
         return self.keyset.next_keys(after=cursor, limit=self.sizer.size)
 
+    def _snapshot(self, now: float) -> Snapshot:
+        return self.progress.snapshot(
+            now=now, sleep_per_chunk=self.pacer.sleep_seconds, chunk_size=self.sizer.size
+        )
+
     def _rate_and_eta(self) -> tuple[float | None, float | None]:
-        snap = self.progress.snapshot(now=self.clock())
+        snap = self._snapshot(self.clock())
         return snap.rate, snap.eta_seconds
 
     def _emit_progress(self, now: float) -> None:
-        snap = self.progress.snapshot(now=now)
+        snap = self._snapshot(now)
         self.log.info(
             events.PROGRESS,
             **asdict(snap),

@@ -61,6 +61,14 @@ def parser() -> argparse.ArgumentParser:
         help="Also measure runjob's peak memory on 10,000,000 rows (several minutes more).",
     )
     p.add_argument(
+        "--eta-under-load",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Also run runjob once more on --rows rows while pgbench updates random tickets "
+        "(4 clients, 200 transactions/s), and judge its ETA at 25%% and 50%% against the "
+        "time that actually remained (default on; needs pgbench).",
+    )
+    p.add_argument(
         "--json",
         type=Path,
         metavar="PATH",
@@ -105,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             repeat=args.repeat,
             with_10m=args.with_10m,
             job=args.job,
+            eta_under_load=args.eta_under_load,
         )
         if created := prepare_database():
             say(created)

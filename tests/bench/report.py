@@ -10,6 +10,8 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tests.bench.eta import EtaResult, format_eta
+
 SINGLE_UPDATE = "single UPDATE"
 RUNJOB = "runjob (Python tokens)"
 RUNJOB_SQL = "runjob --sql-side"
@@ -106,6 +108,7 @@ class Report:
     memory: list[Measurement]
     total_seconds: float = 0.0
     load_after: str = ""
+    eta: EtaResult | None = None  # --eta-under-load
 
     def find(self, approach: str) -> Measurement | None:
         return next((m for m in self.timed if m.approach == approach), None)
@@ -171,6 +174,7 @@ class Report:
             "goals": [asdict(g) for g in self.goals()],
             "total_seconds": self.total_seconds,
             "load_after": self.load_after,
+            "eta_under_load": None if self.eta is None else self.eta.as_dict(),
         }
 
 
@@ -237,6 +241,8 @@ def format_report(report: Report) -> str:
     for goal in report.goals():
         verdict = "PASS" if goal.passed else "MISS"
         lines.append(f"  {verdict}  {goal.name}: {goal.value}")
+    if report.eta is not None:
+        lines += ["", format_eta(report.eta)]
     lines += [
         "",
         f"Whole benchmark: {report.total_seconds:,.0f} s; load average after: {report.load_after}.",

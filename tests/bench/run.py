@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from django.db import DatabaseError
 
 from tests.bench.approaches import DEFAULT_JOB, Approach, Runjob, default_approaches
+from tests.bench.load import measure_eta_under_load, pgbench_binary
 from tests.bench.machine import describe_machine, load_average
 from tests.bench.measure import BenchmarkError, wal_bytes_since, wal_lsn
 from tests.bench.report import MEMORY, MEMORY_PROBE_ROWS, RUNJOB, Measurement, Report
@@ -26,6 +27,7 @@ class Options:
     repeat: int = 1
     with_10m: bool = False
     job: str = DEFAULT_JOB
+    eta_under_load: bool = False
 
     def __post_init__(self) -> None:
         if self.rows <= 0 or self.naive_rows <= 0 or self.repeat <= 0:
@@ -51,6 +53,8 @@ def run(
     for approach in approaches:
         rows = approach.rows(n)
         report.timed.append(Measurement(approach.name, rows, scaled_to=n if rows < n else None))
+    if options.eta_under_load:
+        pgbench_binary()  # refuse before any measuring, not after minutes of it
     try:
         for k in range(options.repeat):
             if options.repeat > 1:
@@ -68,6 +72,8 @@ def run(
             else:
                 _measure(probe_runjob, probe, size, say)
             report.memory.append(probe)
+        if options.eta_under_load:
+            report.eta = measure_eta_under_load(n, job=options.job, say=say)
     finally:
         say("Emptying the tickets table.")
         with contextlib.suppress(DatabaseError):

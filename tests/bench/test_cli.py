@@ -22,6 +22,11 @@ def test_parser__defaults_are_the_documented_ones() -> None:
         "rotate_ticket_tokens",
         1,
     )
+    assert args.eta_under_load  # make bench measures the ETA too
+
+
+def test_parser__eta_under_load_can_be_left_out() -> None:
+    assert not cli.parser().parse_args(["--no-eta-under-load"]).eta_under_load
 
 
 def test_parser__takes_make_bench_args() -> None:
