@@ -212,9 +212,15 @@ class JobRunAdmin(_AdminBase):
     def delete_model(self, request: HttpRequest, obj: JobRun) -> None:
         store.delete_finished(obj)  # the run row has one writer
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
         # "Delete selected" would delete unfinished runs too (it asks without an object).
-        actions = super().get_actions(request)
+        # Django 6.1 passes `action_location` (the change list or the change form) and
+        # warns about an override that cannot take it; 5.2 never passes it, and its
+        # get_actions() has no such parameter, so it is forwarded only when given.
+        if action_location is None:
+            actions = super().get_actions(request)
+        else:
+            actions = super().get_actions(request, action_location)  # type: ignore[call-arg,unused-ignore]
         actions.pop("delete_selected", None)
         return actions
 
