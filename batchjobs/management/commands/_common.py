@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-from django.apps import apps
+from django.apps import AppConfig, apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -35,6 +35,32 @@ class BatchCommand(BaseCommand):
         except CommandError as exc:  # reached only with --traceback
             self.stderr.write("".join(traceback.format_exception(exc)), ending="")
             sys.exit(exc.returncode)
+
+    def check(
+        self,
+        app_configs: Sequence[AppConfig] | None = None,
+        tags: Sequence[str] | None = None,
+        display_num_errors: bool = False,
+        include_deployment_checks: bool = False,
+        fail_level: int = 40,
+        databases: Sequence[str] | None = None,
+    ) -> None:
+        """The system checks before ``handle``, without the database: the command checks
+        the database itself (``require_database``), so that an unreachable or locked one
+        is its one line and exit code (69, 75), not a traceback or a check error.
+
+        Django 5.2 runs the database checks only for the aliases it is given; Django 6
+        runs the model checks against every database when given none (so SQLite busy
+        with another writer fails as "SQLite does not support JSONFields"). An explicit
+        empty list means the same, no database, on both."""
+        super().check(
+            app_configs=app_configs,
+            tags=tags,
+            display_num_errors=display_num_errors,
+            include_deployment_checks=include_deployment_checks,
+            fail_level=fail_level,
+            databases=[] if databases is None else databases,
+        )
 
 
 def where(alias: str = DEFAULT_DB_ALIAS) -> str:
