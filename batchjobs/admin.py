@@ -89,11 +89,16 @@ def _plain(value: Any, *, group: bool = True) -> str:
     return str(value)
 
 
+_COLUMN_ORDER = ("by", "at", "host", "pid", "reason", "options", "attempt", "kind", "error")
+
+
 def _records(records: list[dict[str, Any]]) -> SafeString:
     """A table with one row per record (sessions, retries) and one column per key."""
     if not records:
         return mark_safe("-")
-    columns = list(dict.fromkeys(k for r in records for k in r))
+    # PostgreSQL's jsonb does not keep the order keys were stored in: a fixed one.
+    keys = {k for r in records for k in r}
+    columns = [k for k in _COLUMN_ORDER if k in keys] + sorted(keys - set(_COLUMN_ORDER))
     head = format_html_join("", "<th>{}</th>", ((c,) for c in columns))
     body = format_html_join(
         "",
