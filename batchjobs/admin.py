@@ -17,14 +17,13 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
-from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString, mark_safe
+from django.urls import URLPattern, path
+from django.utils.html import format_html
 
 from batchjobs import control, store
+from batchjobs.admin_display import cell, live_values, plain, records, table
 from batchjobs.exceptions import BatchJobError, InvalidOption
 from batchjobs.models import UNFINISHED, JobRun, QuarantinedRow
-from batchjobs.progress import format_duration
 
 if TYPE_CHECKING:
     from django.forms import ModelForm
@@ -34,89 +33,6 @@ if TYPE_CHECKING:
 else:  # the stubs' generics; Django's admin classes cannot be subscripted at run time
     _InlineBase = admin.TabularInline
     _AdminBase = admin.ModelAdmin
-
-
-def _live_values(run: JobRun) -> dict[str, Any]:
-    """What the list and the run page show of a run's progress, in the form both the first
-    render and ``live.js``'s refresh use, so that the two never disagree."""
-    percent = run.percent or 0.0
-    return {
-        "live": run.state in UNFINISHED,
-        "state": control.display_state(run),
-        "percent": percent,
-        "progress": (
-            f"{percent}% ({run.done:,} / {'?' if run.total is None else f'{run.total:,}'})"
-        ),
-        "rate": "-" if run.rate is None else f"{run.rate:,.0f} rows/s",
-        "eta": format_duration(run.eta_seconds) if run.finished_at is None else "-",
-        "done": f"{run.done:,}",
-        "chunks": f"{run.chunks:,}",
-    }
-
-
-def _cell(run: JobRun, field: str, inner: SafeString | str) -> SafeString:
-    """A value ``live.js`` refreshes: it finds it by run and field."""
-    return format_html(
-        '<span class="batchjobs-live" data-run="{}" data-field="{}" data-live="{}" '
-        'data-url="{}">{}</span>',
-        run.pk,
-        field,
-        "1" if run.state in UNFINISHED else "0",
-        reverse("admin:batchjobs_jobrun_live"),
-        inner,
-    )
-
-
-def _table(rows: list[tuple[str, Any]]) -> SafeString:
-    """A small two-column table (name, value); values are escaped."""
-    if not rows:
-        return mark_safe("-")
-    body = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows)
-    return format_html('<table class="batchjobs-detail">{}</table>', body)
-
-
-def _plain(value: Any, *, group: bool = True) -> str:
-    """A JSON value as one short line, for a cell (nested values joined, not dumped).
-    ``group``: counts read better as 100,000; pids and chunk numbers do not."""
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={_plain(v, group=group)}" for k, v in value.items()) or "-"
-    if isinstance(value, list):
-        return ", ".join(_plain(v, group=group) for v in value) or "-"
-    if value is None or value == "":
-        return "-"
-    if group and isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value)
-
-
-_COLUMN_ORDER = ("by", "at", "host", "pid", "reason", "options", "attempt", "kind", "error")
-
-
-def _records(records: list[dict[str, Any]]) -> SafeString:
-    """A table with one row per record (sessions, retries) and one column per key."""
-    if not records:
-        return mark_safe("-")
-    # PostgreSQL's jsonb does not keep the order keys were stored in: a fixed one.
-    keys = {k for r in records for k in r}
-    columns = [k for k in _COLUMN_ORDER if k in keys] + sorted(keys - set(_COLUMN_ORDER))
-    head = format_html_join("", "<th>{}</th>", ((c,) for c in columns))
-    body = format_html_join(
-        "",
-        "<tr>{}</tr>",
-        (
-            (
-                format_html_join(
-                    "", "<td>{}</td>", ((_plain(r.get(c), group=False),) for c in columns)
-                ),
-            )
-            for r in records
-        ),
-    )
-    return format_html(
-        '<table class="batchjobs-detail"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
-        head,
-        body,
-    )
 
 
 class QuarantinedRowInline(_InlineBase):
@@ -199,7 +115,7 @@ class JobRunAdmin(_AdminBase):
             raise PermissionDenied
         ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.isdigit()][:500]
         runs = JobRun.objects.filter(pk__in=ids)
-        return JsonResponse({"runs": {str(run.pk): _live_values(run) for run in runs}})
+        return JsonResponse({"runs": {str(run.pk): live_values(run) for run in runs}})
 
     def get_readonly_fields(self, request: HttpRequest, obj: JobRun | None = None) -> list[str]:
         return [f for f in self.fields if f != "tuning"]
@@ -259,53 +175,53 @@ class JobRunAdmin(_AdminBase):
 
     @admin.display(description="state")
     def shown_state(self, run: JobRun) -> str:
-        return _cell(run, "state", _live_values(run)["state"])
+        return cell(run, "state", live_values(run)["state"])
 
     @admin.display(description="progress")
     def progress(self, run: JobRun) -> str:
-        values = _live_values(run)
+        values = live_values(run)
         bar = format_html(
             '<progress max="100" value="{}"></progress> {}', values["percent"], values["progress"]
         )
-        return _cell(run, "progress", bar)
+        return cell(run, "progress", bar)
 
     @admin.display(description="rate")
     def shown_rate(self, run: JobRun) -> str:
-        return _cell(run, "rate", _live_values(run)["rate"])
+        return cell(run, "rate", live_values(run)["rate"])
 
     @admin.display(description="ETA")
     def eta(self, run: JobRun) -> str:
-        return _cell(run, "eta", _live_values(run)["eta"])
+        return cell(run, "eta", live_values(run)["eta"])
 
     @admin.display(description="done")
     def shown_done(self, run: JobRun) -> str:
-        return _cell(run, "done", _live_values(run)["done"])
+        return cell(run, "done", live_values(run)["done"])
 
     @admin.display(description="chunks")
     def shown_chunks(self, run: JobRun) -> str:
-        return _cell(run, "chunks", _live_values(run)["chunks"])
+        return cell(run, "chunks", live_values(run)["chunks"])
 
     @admin.display(description="options")
     def shown_options(self, run: JobRun) -> str:
-        return _table([(k, _plain(v)) for k, v in run.options.items()])
+        return table([(k, plain(v)) for k, v in run.options.items()])
 
     @admin.display(description="verification")
     def shown_verification(self, run: JobRun) -> str:
-        return _table([(k, _plain(v)) for k, v in run.verification.items()])
+        return table([(k, plain(v)) for k, v in run.verification.items()])
 
     @admin.display(description="sessions")
     def sessions(self, run: JobRun) -> str:
         """One row per process that worked on the run: who, when, where, why, how."""
-        return _records(list(run.stats.get("sessions", [])))
+        return records(list(run.stats.get("sessions", [])))
 
     @admin.display(description="retry log")
     def retry_log(self, run: JobRun) -> str:
-        return _records(list(run.stats.get("retry_log", [])))
+        return records(list(run.stats.get("retry_log", [])))
 
     @admin.display(description="other statistics")
     def shown_stats(self, run: JobRun) -> str:
         rest = {k: v for k, v in run.stats.items() if k not in ("sessions", "retry_log")}
-        return _table([(k, _plain(v)) for k, v in rest.items()])
+        return table([(k, plain(v)) for k, v in rest.items()])
 
     def _request(self, request: HttpRequest, runs: QuerySet[JobRun], action: str) -> None:
         for job in sorted({run.job for run in runs}):
