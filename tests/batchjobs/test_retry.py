@@ -178,14 +178,8 @@ def test_classify__real_cancel_from_another_session_is_not_a_statement_timeout()
     assert retry.describe(caught.value)[1] == "query_cancelled (SQLSTATE 57014)"
 
 
-def _cancel(conn: Any, pid: int) -> None:
-    with conn.cursor() as c:
-        c.execute("SELECT pg_cancel_backend(%s)", [pid])
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_classify__real_terminated_connection_is_connection_lost() -> None:
+def _error_of_a_terminated_connection() -> Any:
+    """What the next query raises after another session terminated this connection."""
     with connection.cursor() as c:
         c.execute("SELECT pg_backend_pid()")
         pid = c.fetchone()[0]
@@ -201,6 +195,18 @@ def test_classify__real_terminated_connection_is_connection_lost() -> None:
             c.execute("SELECT 1")
     finally:
         connection.close()
+    return caught
+
+
+def _cancel(conn: Any, pid: int) -> None:
+    with conn.cursor() as c:
+        c.execute("SELECT pg_cancel_backend(%s)", [pid])
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_classify__real_terminated_connection_is_connection_lost() -> None:
+    caught = _error_of_a_terminated_connection()
     assert classify(caught.value) is ErrorKind.CONNECTION_LOST
 
 
@@ -505,21 +511,7 @@ def test_explain__lock_contention_is_busy_exit_75() -> None:
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_explain__only_a_lost_connection_is_unavailable_exit_69() -> None:
-    with connection.cursor() as c:
-        c.execute("SELECT pg_backend_pid()")
-        pid = c.fetchone()[0]
-    killer = psycopg2.connect(**connection.get_connection_params())
-    try:
-        killer.autocommit = True
-        with killer.cursor() as c:
-            c.execute("SELECT pg_terminate_backend(%s)", [pid])
-    finally:
-        killer.close()
-    try:
-        with pytest.raises(DatabaseError) as caught, connection.cursor() as c:
-            c.execute("SELECT 1")
-    finally:
-        connection.close()
+    caught = _error_of_a_terminated_connection()
     error = retry.explain(caught.value, doing="Could not claim")
     assert isinstance(error, DatabaseUnavailable)
     assert error.exit_code == 69

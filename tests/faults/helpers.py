@@ -22,8 +22,9 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
+from django.utils import timezone
 
-from batchjobs.models import JobRun
+from batchjobs.models import JobRun, State
 from tests.conftest import Cli, wait_for
 
 SLOW = "scenario_slow_rotation"
@@ -161,6 +162,19 @@ def leaked(text: str, forms: set[str]) -> list[str]:
 
 def runs_of(job: str) -> list[JobRun]:
     return list(JobRun.objects.filter(job=job).order_by("id"))
+
+
+def live_run(job: str) -> JobRun:
+    """An unfinished run owned by a live process on this host that is not the command
+    under test (this test process's parent), with a fresh heartbeat."""
+    return JobRun.objects.create(
+        job=job,
+        state=State.RUNNING,
+        owner_token="live",
+        owner_host=socket.gethostname(),
+        owner_pid=os.getppid(),
+        heartbeat_at=timezone.now(),
+    )
 
 
 def latest_run(job: str) -> JobRun | None:

@@ -8,17 +8,15 @@ grant anything; and nothing may be recorded.
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 
 from batchjobs.models import JobRun, State
 from tests.conftest import Cli
+from tests.faults.helpers import live_run
 
 pytestmark = pytest.mark.postgres
 
@@ -57,17 +55,6 @@ def role_url(cli: Cli) -> Iterator[Callable[[str | None], tuple[str, str]]]:
             c.execute(f'DROP ROLE "{name}"')
 
 
-def _live_run() -> JobRun:
-    return JobRun.objects.create(
-        job=JOB,
-        state=State.RUNNING,
-        owner_token="live",
-        owner_host=socket.gethostname(),
-        owner_pid=os.getppid(),  # a live process that is not the command's
-        heartbeat_at=timezone.now(),
-    )
-
-
 def test_runjob__read_only_user_is_told_what_to_grant_exit_77(cli, seed, role_url) -> None:
     seed(5)
     role, url = role_url("SELECT")
@@ -84,7 +71,7 @@ def test_runjob__read_only_user_is_told_what_to_grant_exit_77(cli, seed, role_ur
 
 
 def test_runjob__pause_by_a_read_only_user_is_one_line_exit_77(cli, role_url) -> None:
-    live = _live_run()
+    live = live_run(JOB)
     role, url = role_url("SELECT")
     result = cli.run("runjob", JOB, "--pause", env={"DATABASE_URL": url})
     assert result.returncode == 77, result.stderr
@@ -116,7 +103,7 @@ def test_listjobs__read_only_user_can_list(cli, role_url) -> None:
     ids=["runjob", "pause", "listjobs"],
 )
 def test_commands__user_with_no_table_privilege_exit_77(cli, role_url, command, needs) -> None:
-    live = _live_run()
+    live = live_run(JOB)
     role, url = role_url(None)
     result = cli.run(*command, env={"DATABASE_URL": url})
     assert result.returncode == 77, result.stderr

@@ -6,19 +6,17 @@ and record nothing."""
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import sqlite3
 import time
 from collections.abc import Iterator
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 
 from batchjobs import control
 from batchjobs.exceptions import RunNotResumable
-from batchjobs.models import JobRun, State
+from batchjobs.models import State
+from tests.faults.helpers import live_run
 
 JOB = "rotate_ticket_tokens"
 
@@ -41,24 +39,13 @@ def _sqlite_only() -> None:
         pytest.skip("SQLite's database-wide write lock; PostgreSQL locks rows (test_locks.py)")
 
 
-def _live_run() -> JobRun:
-    return JobRun.objects.create(
-        job=JOB,
-        state=State.RUNNING,
-        owner_token="live",
-        owner_host=socket.gethostname(),
-        owner_pid=os.getppid(),  # a live process that is not the command's
-        heartbeat_at=timezone.now(),
-    )
-
-
 @pytest.mark.parametrize(
     "action", [["--pause"], ["--cancel"], ["--tune", "--sleep", "1"]], ids=lambda a: a[0]
 )
 def test_runjob__control_while_another_process_writes_is_one_line_exit_75(
     cli, action: list[str]
 ) -> None:
-    live = _live_run()  # committed before the lock is taken
+    live = live_run(JOB)  # committed before the lock is taken
     with _write_locked():
         started = time.monotonic()
         result = cli.run("runjob", JOB, *action)
