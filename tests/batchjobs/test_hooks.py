@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import InterfaceError, transaction
 from structlog.testing import capture_logs
 
 from batchjobs import Chunk, Interruption, RunInfo, control
-from batchjobs.exceptions import JobFailed, LeaseLost
+from batchjobs.exceptions import DatabaseUnavailable, JobFailed, LeaseLost
 from batchjobs.models import JobRun, State
 from batchjobs.options import RunOptions
 from batchjobs.runner import Runner
@@ -137,6 +137,26 @@ def test_hooks__max_runtime_calls_on_interrupt_with_max_runtime(items: int) -> N
         clock=clock,
     ).run()
     assert _seen(job)[-1] == ("on_interrupt", State.INTERRUPTED, 30, 50, Interruption.MAX_RUNTIME)
+
+
+def test_hooks__a_database_gone_for_good_calls_on_interrupt_with_database_lost(
+    items: int, settings: Any
+) -> None:
+    """The driver's error for a closed connection, from every attempt of the first chunk (a
+    server going away for good is tests/faults/test_connection.py's, in real processes)."""
+    settings.BATCHJOBS_MAX_ATTEMPTS = 2
+    clock = InstantTime()
+
+    def gone() -> None:
+        raise InterfaceError("connection already closed")
+
+    job = HookedRotation(before=lambda job, chunk: gone())
+    with pytest.raises(DatabaseUnavailable):
+        Runner(job, OPTIONS, stopper=InstantStopper(clock), clock=clock).run()
+    assert _seen(job) == [
+        ("on_start", State.RUNNING, 0, 50, None),
+        ("on_interrupt", State.INTERRUPTED, 0, 50, Interruption.DATABASE_LOST),
+    ]
 
 
 def test_hooks__a_lost_lease_calls_on_interrupt_with_the_state_the_run_row_shows(
