@@ -36,6 +36,7 @@ FINISHED = "job.finished"
 TUNED = "job.tuned"
 VACUUM_STARTED = "job.vacuum_started"
 VACUUM_FAILED = "job.vacuum_failed"
+HOOK_FAILED = "job.hook_failed"
 
 
 def get_logger(**bound: Any) -> structlog.stdlib.BoundLogger:

@@ -7,6 +7,7 @@ progress, signals, locks and the command line belong to the library.
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,11 +27,32 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 @dataclass(frozen=True)
 class RunInfo:
-    """What a job may know of the run it is part of."""
+    """What a job may know of the run it is part of. The lifecycle hooks get it as it was
+    when the hook was called: ``state`` as just recorded, ``done`` and ``total`` as the run
+    row counts them (what this process counted, if the database cannot say). The job's
+    parameters are the job's own attributes: the hooks are its methods."""
 
     run_id: int
     started_at: datetime
     high_water_mark: Any
+    job: str = ""
+    state: str = "running"
+    done: int = 0
+    total: int | None = None
+    resumed: bool = False  # this worker continued a run that had already done chunks
+
+
+class Interruption(enum.Enum):
+    """Why a run stopped before its rows ran out (``on_interrupt``'s ``reason``). Each but
+    ``CANCEL`` leaves a run that the next ``runjob`` (``--resume`` after a pause) continues
+    from its checkpoint."""
+
+    SIGNAL = "signal"  # SIGTERM, SIGINT or SIGHUP (a deploy, Ctrl-C, a dropped session)
+    PAUSE = "pause"  # runjob --pause, or the admin
+    CANCEL = "cancel"  # runjob --cancel, or the admin: the run will not be continued
+    MAX_RUNTIME = "max_runtime"  # --max-runtime reached
+    LEASE_LOST = "lease_lost"  # another worker took the run over (or it was restarted)
+    DATABASE_LOST = "database_lost"  # the database stayed away through every retry
 
 
 class ResumableJob:
@@ -92,3 +114,22 @@ class ResumableJob:
         """Rows present at the start that still need this job's work, for the final
         verification pass (``None``: the job cannot tell, and no pass is made)."""
         return None
+
+    # Lifecycle hooks: no-ops unless overridden. Each is called outside any chunk
+    # transaction, after the run's state is recorded, so what a hook does (a message, a
+    # metric, a cache flush) cannot undo a chunk; an exception in a hook is reported as
+    # ``job.hook_failed`` and changes neither the run's state nor the exit code.
+
+    def on_start(self, run: RunInfo) -> None:
+        """This worker took the run and is about to process its first chunk (a resumed run
+        too: ``run.resumed``)."""
+
+    def on_complete(self, run: RunInfo) -> None:
+        """Every row done and verified; ``run.state`` is ``succeeded``, or ``quarantined``
+        when some rows were set aside."""
+
+    def on_interrupt(self, run: RunInfo, reason: Interruption) -> None:
+        """The run stopped before its rows ran out; every committed chunk is kept."""
+
+    def on_error(self, run: RunInfo, error: BaseException) -> None:
+        """The run failed (``run.state`` is ``failed``); its checkpoint is kept."""

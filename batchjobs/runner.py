@@ -28,6 +28,7 @@ from batchjobs.exceptions import (
     JobFailed,
     LeaseLost,
 )
+from batchjobs.hooks import Hooks
 from batchjobs.job import ResumableJob, RunInfo
 from batchjobs.keyset import Keyset, check_queryset
 from batchjobs.lease import Owner
@@ -93,7 +94,7 @@ class Runner:
             except ForcedStop:
                 return self.ending.interrupted("a second stop signal")
             except LeaseLost as exc:
-                self.log.error(events.FAILED, error_class="LeaseLost", error=str(exc))
+                self.ending.lease_lost(exc)
                 raise
             except Exception as exc:
                 if self.stopper.requested and not isinstance(exc, BatchJobError):
@@ -111,6 +112,19 @@ class Runner:
         """The collaborators of this run, each given just what it needs."""
         settings, options, clock = self.settings, self.options, self.clock
         self.keyset = replace(self.unbounded, upto=self.unbounded.decode(run.high_water_mark))
+        # The column is nullable, but store.create sets it on every run it makes.
+        assert run.started_at is not None, f"run #{run.pk} has no started_at"
+        self.info = RunInfo(
+            run_id=run.pk,
+            started_at=run.started_at,
+            high_water_mark=self.keyset.upto,
+            job=self.job.name,
+            state=str(run.state),
+            done=run.done,
+            total=run.total,
+            resumed=run.chunks > 0 or run.done > 0,
+        )
+        self.hooks = Hooks(job=self.job, run=self.info, log=self.log)
         self.store = RunStore(alias=self.alias, run_id=run.pk, job=self.job.name, owner=self.owner)
         self.progress = ProgressEstimator(
             total=run.total, done=run.done, started_at=clock(), set_aside=run.quarantined
@@ -172,13 +186,14 @@ class Runner:
             vacuum_lock=options.vacuum_lock(settings),
             max_runtime=options.max_runtime,
             log=self.log,
+            hooks=self.hooks,
         )
 
     def _drive(self, run: JobRun) -> Outcome:
         started = self.clock()
         self.log.info(
             events.STARTED,
-            resumed=run.chunks > 0 or run.done > 0,
+            resumed=self.info.resumed,
             done=run.done,
             total=run.total,
             high_water_mark=run.high_water_mark,
@@ -190,6 +205,7 @@ class Runner:
             run_started_by=run.started_by,
             run_reason=run.reason,
         )
+        self.hooks.started()
         self.quarantine.retry_owed()
         last_emit, emitted, changed = started, False, 0
         while (stop := self.pacer.between_chunks()) is None:
@@ -245,8 +261,6 @@ class Runner:
         )
 
     def _finish(self, run: JobRun, started: float, changed: int) -> Outcome:
-        # The column is nullable, but store.create sets it on every run it makes.
-        assert run.started_at is not None, f"run #{run.pk} has no started_at"
         verification = Verifier(
             job=self.job,
             unit=self.unit,
@@ -255,10 +269,7 @@ class Runner:
             stopper=self.stopper,
             chunk_size=lambda: self.sizer.size,
             log=self.log,
-        ).verify(
-            RunInfo(run_id=run.pk, started_at=run.started_at, high_water_mark=self.keyset.upto),
-            checked=self.progress.total,
-        )
+        ).verify(self.info, checked=self.progress.total)
         if verification is None:
             return self.ending.stopped(Stop.SIGNAL)
         if verification.get("remaining"):

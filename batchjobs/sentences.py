@@ -212,6 +212,14 @@ def vacuum_failed(event: Event) -> str:
     )
 
 
+def hook_failed(event: Event) -> str:
+    return (
+        f"The job's {event.get('hook', '?')} hook raised "
+        f"{_short_class(event.get('error_class'))}: {str(event.get('error') or '?').rstrip('.')}. "
+        "The run's state and checkpoint are as recorded."
+    )
+
+
 SENTENCES: dict[str, Callable[[Event], str]] = {
     "job.started": started,
     "job.finished": finished,
@@ -226,4 +234,5 @@ SENTENCES: dict[str, Callable[[Event], str]] = {
     "job.tuned": tuned,
     "job.vacuum_started": vacuum_started,
     "job.vacuum_failed": vacuum_failed,
+    "job.hook_failed": hook_failed,
 }
