@@ -1,0 +1,253 @@
+"""``RequireJobFinished``: a migration operation that stops ``migrate`` until a job is done.
+
+The deploy gate of a zero-downtime change: a later migration places it before the step
+that assumes the job's result (a column the job fills becoming NOT NULL), so that
+``migrate`` refuses, in one sentence naming the job, its newest run and the command that
+finishes it, instead of failing halfway or deploying code that assumes what is not true.
+
+It reads through the migration's historical models (``apps.get_model``), never the job's
+module or the current models: the job's code may import models in a state the database
+has not reached yet. Its migration must therefore depend on a ``batchjobs`` migration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.core.management.base import CommandError
+from django.db import router
+from django.db.migrations.operations.base import Operation
+from django.db.models import Model, QuerySet
+
+from batchjobs import conf, sentences
+from batchjobs.database import now as database_now
+from batchjobs.job import valid_name
+from batchjobs.lease import owner_alive
+from batchjobs.models import State
+
+if TYPE_CHECKING:
+    from django.apps.registry import Apps
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+    from django.db.migrations.state import ProjectState
+
+# What a migration may say is left to do: the rows (counted), or just whether any are left.
+Remaining = Callable[["Apps"], "QuerySet[Any] | bool | int"]
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the gate tells of a job's newest run."""
+
+    run_id: int
+    state: str
+    done: int
+    total: int | None
+    quarantined: int = 0
+    error_message: str = ""
+    stalled: bool = False  # "running", but its process is gone
+
+
+def refusal(
+    *, app_label: str, job: str, run: RunFacts | None, remaining: int | bool | None
+) -> str | None:
+    """Why ``app_label`` may not migrate yet, as one sentence, or ``None`` to let it.
+
+    With ``remaining`` (rows still needing the job, or whether any do), the data decides:
+    nothing left passes (a fresh database, an empty table, a finished job), anything left
+    refuses, even after a successful run (rows written since by code that does not do the
+    job's work: the next operation would fail on them). Without it, the newest run must
+    have succeeded; ``succeeded_with_quarantine`` does not pass, since its quarantined
+    rows never got the job's work.
+    """
+    if remaining is not None:
+        if not remaining:
+            return None
+    elif run is not None and run.state == State.SUCCEEDED:
+        return None
+    why = _where_it_stands(job, run)
+    left = _left(remaining)
+    situation = f"{left}, and {why[0]}" if left else why[0]
+    return f"Migrating {app_label} needs the job {job} to have finished: {situation}. {why[1]}"
+
+
+def _left(remaining: int | bool | None) -> str:
+    if remaining is None:
+        return ""
+    if remaining is True:
+        return "some rows still need it"
+    return (
+        f"{remaining:,} row still needs it"
+        if remaining == 1
+        else f"{remaining:,} rows still need it"
+    )
+
+
+def _where_it_stands(job: str, run: RunFacts | None) -> tuple[str, str]:
+    """``(how the newest run stands, what to do then)``: the command comes last, so that it
+    can be copied whole."""
+    command = f"python manage.py runjob {job}"
+    then = "then migrate again"
+    if run is None:
+        return "it has never run", f"Run it, {then}: {command}"
+    head = f"its run #{run.run_id}"
+    at = sentences.of_total(run.done, run.total, " rows")
+    state = run.state
+    if state == State.RUNNING and run.stalled:
+        return f"{head} is stalled at {at}: its process is gone", f"Continue it, {then}: {command}"
+    if state == State.RUNNING:
+        return (
+            f"{head} is running at {at}",
+            f"Wait for it to finish, {then}; to watch it: python manage.py listjobs {job} --follow",
+        )
+    if state == State.PAUSED:
+        return f"{head} is paused at {at}", f"Resume it, {then}: {command} --resume"
+    if state == State.INTERRUPTED:
+        return f"{head} is interrupted at {at}", f"Continue it, {then}: {command}"
+    if state == State.FAILED:
+        error = f" ({run.error_message})" if run.error_message else ""
+        return f"{head} failed at {at}{error}", f"Fix the cause, continue it, {then}: {command}"
+    if state == State.SUCCEEDED:
+        return (
+            f"{head} succeeded before they were written (by code that does not do its work?)",
+            f"Run it again, {then}: {command}",
+        )
+    if state == State.QUARANTINED:
+        return (
+            f"{head} succeeded with {run.quarantined:,} rows quarantined",
+            f"Fix those rows, retry them, {then}: {command} --retry-quarantined",
+        )
+    if state in (State.CANCELLED, State.ABANDONED):
+        return f"{head} was {state} at {at}", f"Start a new run, {then}: {command}"
+    return f"{head} is {state} at {at}", f"Finish it, {then}: {command}"
+
+
+class RequireJobFinished(Operation):
+    """Refuse to migrate further until the job ``job`` has done its work.
+
+    ``remaining(apps)`` (optional) says what is left, through the historical models:
+    a queryset of the rows that still need the job (counted), or a bool. Given, it
+    decides (see ``refusal``), and a database with nothing to do (fresh, or an empty
+    table) passes without any run. Without it, the job's newest run must have succeeded.
+
+    Backwards it does nothing. ``sqlmigrate`` shows it as an operation that cannot be
+    written as SQL; ``migrate --fake`` skips it, like every operation.
+    """
+
+    reduces_to_sql = False
+    reversible = True
+
+    def __init__(
+        self, job: str, remaining: Remaining | None = None, hints: dict[str, Any] | None = None
+    ) -> None:
+        if not valid_name(job):
+            raise ValueError(f"{job!r} is not a job name (lowercase letters, digits, _).")
+        self.job = job
+        self.remaining = remaining
+        self.hints = hints or {}
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        pass  # no model changes
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        connection = schema_editor.connection
+        if not router.allow_migrate(connection.alias, app_label, **self.hints):
+            return
+        apps = from_state.apps
+        runs = self._runs(apps)
+        left = None if self.remaining is None else self._left(apps, connection.alias)
+        message = refusal(
+            app_label=app_label,
+            job=self.job,
+            run=None if left == 0 else self._newest_run(runs, connection),
+            remaining=left,
+        )
+        if message:
+            raise CommandError(message)
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        pass  # undoing what follows it needs no job
+
+    def describe(self) -> str:
+        return f"Require the job {self.job} to have finished"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"require_{self.job}"
+
+    def _left(self, apps: Apps, alias: str) -> int | bool:
+        assert self.remaining is not None
+        left = self.remaining(apps)
+        if isinstance(left, QuerySet):
+            return left.using(alias).count()
+        if isinstance(left, bool | int):
+            return left
+        raise TypeError(
+            f"RequireJobFinished({self.job!r}): remaining() returned a "
+            f"{type(left).__name__}; return a queryset of the rows left, or a bool."
+        )
+
+    def _runs(self, apps: Apps) -> type[Model]:
+        """The historical ``JobRun``: the table as this migration's state knows it."""
+        try:
+            return apps.get_model("batchjobs", "JobRun")
+        except LookupError:
+            raise CommandError(
+                f"RequireJobFinished({self.job!r}) reads the job's runs, so its migration "
+                "must depend on a batchjobs migration: add ('batchjobs', "
+                "'0003_no_pending_state') (or a later one) to its dependencies."
+            ) from None
+
+    def _newest_run(self, runs: type[Model], connection: BaseDatabaseWrapper) -> RunFacts | None:
+        row = (
+            runs._default_manager.using(connection.alias)
+            .filter(job=self.job)
+            .order_by("-created_at", "-id")
+            .values(
+                "id",
+                "state",
+                "done",
+                "total",
+                "quarantined",
+                "error_message",
+                "owner_token",
+                "owner_host",
+                "owner_pid",
+                "heartbeat_at",
+            )
+            .first()
+        )
+        if row is None:
+            return None
+        stalled = row["state"] == State.RUNNING and not owner_alive(
+            owner_token=row["owner_token"],
+            owner_host=row["owner_host"],
+            owner_pid=row["owner_pid"],
+            heartbeat_at=row["heartbeat_at"],
+            now=database_now(connection),
+            stale_after=timedelta(seconds=conf.get().STALE_AFTER_SECONDS),
+        )
+        return RunFacts(
+            run_id=row["id"],
+            state=row["state"],
+            done=row["done"],
+            total=row["total"],
+            quarantined=row["quarantined"],
+            error_message=row["error_message"],
+            stalled=stalled,
+        )
