@@ -79,50 +79,62 @@ def _left(remaining: int | bool | None) -> str:
         return ""
     if remaining is True:
         return "some rows still need it"
-    return (
-        f"{remaining:,} row still needs it"
-        if remaining == 1
-        else f"{remaining:,} rows still need it"
-    )
+    return f"{_rows(remaining)} still {'needs' if remaining == 1 else 'need'} it"
+
+
+def _rows(n: int) -> str:
+    return "1 row" if n == 1 else f"{n:,} rows"
+
+
+# How the newest run stands, by its state, as (the situation, what to do, then the command
+# to copy; it comes last so that it can be copied whole). Filled in: {run}, {at} (its
+# progress), {error}, {quarantined}, {job}.
+_RUNJOB = ": python manage.py runjob {job}"
+_STANDING: dict[str, tuple[str, str, str]] = {
+    "never run": ("it has never run", "Run it", _RUNJOB),
+    "stalled": ("{run} is stalled at {at}: its process is gone", "Continue it", _RUNJOB),
+    State.RUNNING: (
+        "{run} is running at {at}",
+        "Wait for it to finish",
+        "; to watch it: python manage.py listjobs {job} --follow",
+    ),
+    State.PAUSED: ("{run} is paused at {at}", "Resume it", _RUNJOB + " --resume"),
+    State.INTERRUPTED: ("{run} is interrupted at {at}", "Continue it", _RUNJOB),
+    State.FAILED: ("{run} failed at {at}{error}", "Fix the cause, continue it", _RUNJOB),
+    State.SUCCEEDED: (
+        "{run} succeeded before they were written (by code that does not do its work?)",
+        "Run it again",
+        _RUNJOB,
+    ),
+    State.QUARANTINED: (
+        "{run} succeeded with {quarantined} quarantined",
+        "Fix those rows, retry them",
+        _RUNJOB + " --retry-quarantined",
+    ),
+    State.CANCELLED: ("{run} was cancelled at {at}", "Start a new run", _RUNJOB),
+    State.ABANDONED: ("{run} was abandoned at {at}", "Start a new run", _RUNJOB),
+}
 
 
 def _where_it_stands(job: str, run: RunFacts | None) -> tuple[str, str]:
-    """``(how the newest run stands, what to do then)``: the command comes last, so that it
-    can be copied whole."""
-    command = f"python manage.py runjob {job}"
-    then = "then migrate again"
+    """``(how the newest run stands, what to do then)``."""
     if run is None:
-        return "it has never run", f"Run it, {then}: {command}"
-    head = f"its run #{run.run_id}"
-    at = sentences.of_total(run.done, run.total, " rows")
-    state = run.state
-    if state == State.RUNNING and run.stalled:
-        return f"{head} is stalled at {at}: its process is gone", f"Continue it, {then}: {command}"
-    if state == State.RUNNING:
-        return (
-            f"{head} is running at {at}",
-            f"Wait for it to finish, {then}; to watch it: python manage.py listjobs {job} --follow",
-        )
-    if state == State.PAUSED:
-        return f"{head} is paused at {at}", f"Resume it, {then}: {command} --resume"
-    if state == State.INTERRUPTED:
-        return f"{head} is interrupted at {at}", f"Continue it, {then}: {command}"
-    if state == State.FAILED:
-        error = f" ({run.error_message})" if run.error_message else ""
-        return f"{head} failed at {at}{error}", f"Fix the cause, continue it, {then}: {command}"
-    if state == State.SUCCEEDED:
-        return (
-            f"{head} succeeded before they were written (by code that does not do its work?)",
-            f"Run it again, {then}: {command}",
-        )
-    if state == State.QUARANTINED:
-        return (
-            f"{head} succeeded with {run.quarantined:,} rows quarantined",
-            f"Fix those rows, retry them, {then}: {command} --retry-quarantined",
-        )
-    if state in (State.CANCELLED, State.ABANDONED):
-        return f"{head} was {state} at {at}", f"Start a new run, {then}: {command}"
-    return f"{head} is {state} at {at}", f"Finish it, {then}: {command}"
+        key = "never run"
+    elif run.state == State.RUNNING and run.stalled:
+        key = "stalled"
+    else:
+        key = run.state
+    standing, what, command = _STANDING.get(
+        key, (f"{{run}} is {key} at {{at}}", "Finish it", _RUNJOB)
+    )
+    facts = {
+        "job": job,
+        "run": "" if run is None else f"its run #{run.run_id}",
+        "at": "" if run is None else sentences.of_total(run.done, run.total, " rows"),
+        "error": f" ({run.error_message})" if run and run.error_message else "",
+        "quarantined": "" if run is None else _rows(run.quarantined),
+    }
+    return standing.format(**facts), f"{what}, then migrate again{command.format(**facts)}"
 
 
 class RequireJobFinished(Operation):
