@@ -12,7 +12,7 @@ has not reached yet. Its migration must therefore depend on a ``batchjobs`` migr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from django.apps.registry import Apps
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+    from django.db.migrations.graph import MigrationGraph
+    from django.db.migrations.migration import Migration
     from django.db.migrations.state import ProjectState
 
 # What a migration may say is left to do: the rows (counted), or just whether any are left.
@@ -135,6 +137,35 @@ def _where_it_stands(job: str, run: RunFacts | None) -> tuple[str, str]:
         "quarantined": "" if run is None else _rows(run.quarantined),
     }
     return standing.format(**facts), f"{what}, then migrate again{command.format(**facts)}"
+
+
+def waiting_for(
+    job: str | None, plan: Sequence[tuple[Migration, bool]], graph: MigrationGraph
+) -> set[tuple[str, str]]:
+    """The migrations of ``plan`` (the unapplied ones) that wait for ``job`` (for any job,
+    with ``None``): those that hold its gate, and every one that depends on one of them.
+
+    ``runjob`` and ``listjobs`` refuse a database with unapplied migrations, except these:
+    ``migrate`` stops at the gate until the job is done, so the job must be able to run
+    (and be watched) while they are unapplied. The job then runs against the schema as it
+    is before the gate; that is the contract of a job that a gate waits for.
+    """
+    gates = {
+        (migration.app_label, migration.name)
+        for migration, backwards in plan
+        if not backwards
+        and any(
+            isinstance(operation, RequireJobFinished) and job in (None, operation.job)
+            for operation in migration.operations
+        )
+    }
+    if not gates:
+        return set()
+    return {
+        (migration.app_label, migration.name)
+        for migration, _ in plan
+        if gates.intersection(graph.forwards_plan((migration.app_label, migration.name)))
+    }
 
 
 class RequireJobFinished(Operation):

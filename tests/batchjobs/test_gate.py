@@ -16,10 +16,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.graph import MigrationGraph
+from django.db.migrations.migration import Migration
 from django.db.migrations.state import ProjectState
 from django.utils import timezone
 
-from batchjobs.gate import RequireJobFinished, RunFacts, refusal
+from batchjobs.gate import RequireJobFinished, RunFacts, refusal, waiting_for
 from batchjobs.models import JobRun, State
 from tests.testapp.models import Item
 
@@ -133,6 +135,28 @@ def test_require_job_finished__deconstructs_for_the_migration_writer() -> None:
     assert operation.describe() == "Require the job fill_items to have finished"
     assert operation.migration_name_fragment == "require_fill_items"
     assert operation.reversible
+
+
+# -- which unapplied migrations a job may run past ----------------------------------------
+
+
+def test_waiting_for__the_gates_migration_and_those_that_depend_on_it() -> None:
+    """runjob NAME and listjobs accept these unapplied: migrate stops at the gate for NAME
+    until NAME has run. An unrelated unapplied migration still needs migrate first."""
+    gated = Migration("0002_gate", "shop")
+    gated.operations = [RequireJobFinished(JOB)]
+    after, elsewhere = Migration("0003_after", "shop"), Migration("0001_other", "blog")
+    graph = MigrationGraph()
+    for migration in (Migration("0001_initial", "shop"), gated, after, elsewhere):
+        graph.add_node((migration.app_label, migration.name), migration)
+    graph.add_dependency(gated, ("shop", "0002_gate"), ("shop", "0001_initial"))
+    graph.add_dependency(after, ("shop", "0003_after"), ("shop", "0002_gate"))
+    plan = [(gated, False), (after, False), (elsewhere, False)]
+    waiting = {("shop", "0002_gate"), ("shop", "0003_after")}
+    assert waiting_for(JOB, plan, graph) == waiting
+    assert waiting_for(None, plan, graph) == waiting  # listjobs: any job's gate
+    assert waiting_for("another_job", plan, graph) == set()
+    assert waiting_for(JOB, [(elsewhere, False)], graph) == set()
 
 
 # -- the operation on the real database ----------------------------------------------------
