@@ -21,7 +21,7 @@ from urllib.parse import quote
 import pytest
 from django.db import connection
 
-from tests.conftest import Cli
+from tests.conftest import Cli, wait_for
 from tickets.search_title import normalise
 
 JOB = "backfill_ticket_search_title"
@@ -170,6 +170,44 @@ def test_backfill_and_gate__migrate_stops_until_the_backfill_is_done(
     assert migrated.returncode == 0, migrated.stderr
     assert db.tickets_migrations()[-1] == "0003_ticket_search_title_not_null"
     assert not db.search_title_nullable()
+
+
+@pytest.mark.postgres
+def test_backfill__a_title_edited_during_the_chunk_keeps_its_own_search_title(
+    own_database: OwnDatabase,
+) -> None:
+    """The job reads the title under the row's lock. Read without it, the application's
+    edit (committed while the chunk waits for the row) would be overwritten with the old
+    title's search title."""
+    import psycopg2  # noqa: PLC0415
+
+    db = own_database
+    assert _manage(db, "migrate", "tickets", "0002_ticket_search_title").returncode == 0
+    _rows_written_before_the_column(db)
+    assert _manage(db, "migrate").returncode == 1  # batchjobs' tables, then the gate
+    edited = "Edited  BY the app"
+    app = psycopg2.connect(**(db.dsn or {}))
+    try:
+        with app.cursor() as cursor:  # what Ticket.save() writes, its row lock held
+            cursor.execute(
+                "UPDATE tickets_ticket SET title = %s, search_title = %s WHERE id = 1",
+                (edited, normalise(edited)),
+            )
+        run = Cli(db.url).spawn("runjob", JOB, "--log-format", "json")
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        wait_for(lambda: run.poll() is not None or db.query(waiting)[0][0], timeout=60)
+        app.commit()
+    finally:
+        app.close()
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    assert db.query("SELECT search_title FROM tickets_ticket WHERE id = 1") == [
+        ("edited by the app",)
+    ]
+    assert db.query("SELECT count(*) FROM tickets_ticket WHERE search_title IS NULL") == [(0,)]
 
 
 def test_backfill_and_gate__a_fresh_database_migrates_straight_through(
