@@ -2,7 +2,8 @@
 
 A job declares its rows and what to do with one chunk; the library owns the loop, the
 transaction, the checkpoint, retries, progress events, signals and the run's lease.
-(None of these modules imports a model, so the app package can load them at once.)
+(None of these modules imports a model, so the app package can load them at once. The
+deploy gate, ``batchjobs.gate.RequireJobFinished``, does: migrations import it from there.)
 """
 
 from __future__ import annotations

@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+def valid_name(name: object) -> bool:
+    """Is ``name`` a job's name: lowercase letters, digits, underscores, a letter first?"""
+    return isinstance(name, str) and bool(_NAME.match(name))
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """What a job may know of the run it is part of. The lifecycle hooks get it as it was
@@ -79,7 +84,7 @@ class ResumableJob:
             return
         cls.abstract = False
         name = cls.__dict__.get("name")
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not valid_name(name):
             raise JobDefinitionError(
                 f"{cls.__qualname__} needs a name: a class attribute like "
                 "name = 'rotate_ticket_tokens' (lowercase letters, digits, underscores)."

@@ -150,7 +150,7 @@ class Command(BatchCommand):
         try:
             job = job_class()
             # The job's table too: after a `migrate --fake` it is missing like ours.
-            require_database(models=[job.get_queryset().model], needs=RUN_NEEDS)
+            require_database(models=[job.get_queryset().model], needs=RUN_NEEDS, job=name)
             if options["dry_run"]:
                 self._dry_run(
                     job,
