@@ -209,7 +209,7 @@ class Claim:
         differences = self.job.parameter_differences(run.parameters)
         if differences:
             raise ParametersDiffer(
-                differs_message(self.job_name, run.pk, differences, self.job.stored_parameters())
+                differs_message(self.job_name, run.pk, differences, self.job.given_parameters())
             )
         self.job.for_run(run.parameters, run.pk)  # MissingParameter: a sensitive one
 

@@ -106,6 +106,11 @@ class ResumableJob:
         """The values as the run stores them (JSON): a sensitive one as a digest."""
         return parameters.stored_form(self._job_name(), self.parameters, self.params)
 
+    def given_parameters(self) -> dict[str, Any]:
+        """Those of ``stored_parameters`` that were given, not taken by default."""
+        given = self._bound().given
+        return {k: v for k, v in self.stored_parameters().items() if k in given}
+
     def parameter_differences(self, stored: Mapping[str, Any]) -> list[str]:
         """How the values given to this instance differ from a run's ``stored`` ones (a
         value it took by default is not a difference: a resume takes the run's)."""
