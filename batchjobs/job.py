@@ -106,6 +106,15 @@ class ResumableJob:
         """The values as the run stores them (JSON): a sensitive one as a digest."""
         return parameters.stored_form(self._job_name(), self.parameters, self.params)
 
+    def sensitive_values(self) -> list[str]:
+        """The sensitive parameters' values as text, for the runner to mask wherever an
+        error message quotes one."""
+        return [
+            value.isoformat() if isinstance(value, datetime) else str(value)
+            for name, value in self.params.items()
+            if value is not None and self.parameters[name].sensitive
+        ]
+
     def given_parameters(self) -> dict[str, Any]:
         """Those of ``stored_parameters`` that were given, not taken by default."""
         given = self._bound().given

@@ -84,7 +84,10 @@ class Runner:
         self.unbounded = Keyset(self.queryset, job.key, None)
 
     def run(self) -> Outcome:
-        with self.stopper.installed(on_force=lambda: cancel_statement(self.connection)):
+        with (
+            retry.hiding(self.job.sensitive_values()),
+            self.stopper.installed(on_force=lambda: cancel_statement(self.connection)),
+        ):
             run = Claim(
                 job_name=self.job.name,
                 queryset=self.queryset,

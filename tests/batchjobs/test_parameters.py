@@ -23,7 +23,7 @@ from batchjobs.exceptions import (
     MissingParameter,
     ParametersDiffer,
 )
-from batchjobs.models import JobRun, State
+from batchjobs.models import JobRun, QuarantinedRow, State
 from batchjobs.options import RunOptions
 from batchjobs.parameters import MASK
 from batchjobs.runner import Runner
@@ -347,6 +347,28 @@ def test_commands__a_sensitive_value_is_in_no_event_listing_or_admin_page(
     for text in (out, err, listed_json, detail, content):
         assert SECRET not in text
         assert digest not in text
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+def test_commands__a_sensitive_value_quoted_by_the_jobs_own_error_is_masked(
+    transactional_db, seed_items, dry_run: bool
+) -> None:
+    seed_items(5)
+    args = ["runjob", JOB, "--title", "unreachable", "--api-key", SECRET, "--log-format", "json"]
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError) as caught:
+        call_command(*args, *(["--dry-run"] if dry_run else []), stdout=out, stderr=err)
+    said = str(caught.value) + out.getvalue() + err.getvalue()
+    assert "could not post to https://hooks.example/?key=****" in said
+    stored = json.dumps(
+        list(JobRun.objects.values("error_message", "stats"))
+        + list(QuarantinedRow.objects.values("error_message"))
+    )
+    assert SECRET not in said + stored
+    if not dry_run:  # each row failed alone, and was set aside with the masked message
+        messages = list(QuarantinedRow.objects.values_list("error_message", flat=True))
+        assert messages
+        assert all("key=****" in message for message in messages)
 
 
 def test_runjob__call_command_takes_parameters_as_words(transactional_db, seed_items) -> None:

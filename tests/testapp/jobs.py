@@ -64,4 +64,6 @@ class TagItems(ResumableJob):
         return items if self.up_to is None else items.filter(pk__lte=self.up_to)
 
     def process(self, chunk: Chunk) -> int:
+        if self.title == "unreachable":  # a job whose error message quotes its secret
+            raise RuntimeError(f"could not post to https://hooks.example/?key={self.api_key}")
         return chunk.queryset.update(title=self.title.upper() if self.shout else self.title)

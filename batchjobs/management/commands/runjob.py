@@ -14,6 +14,7 @@ from batchjobs.management.commands._common import BatchCommand, command_error, r
 from batchjobs.options import MAX_ROWS, RunOptions
 from batchjobs.progress import format_duration
 from batchjobs.rehearsal import rehearse
+from batchjobs.retry import hiding
 from batchjobs.runner import Runner
 
 # What the database user needs, said when it lacks a privilege (exit 77).
@@ -241,13 +242,14 @@ class Command(BatchCommand):
         statement_timeout: float | None,
         lock_timeout: float | None,
     ) -> None:
-        result = rehearse(
-            job,
-            sample=sample,
-            sql_side=sql_side,
-            statement_timeout=statement_timeout,
-            lock_timeout=lock_timeout,
-        )
+        with hiding(job.sensitive_values()):  # in the rehearsal's error, as in a run's
+            result = rehearse(
+                job,
+                sample=sample,
+                sql_side=sql_side,
+                statement_timeout=statement_timeout,
+                lock_timeout=lock_timeout,
+            )
         out = self.stdout
         out.write(f"Dry run of {job.name} on {result.sample:,} rows (rolled back):")
         if result.capped_at is not None:
