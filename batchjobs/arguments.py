@@ -136,8 +136,18 @@ def job_name_in(parser: argparse.ArgumentParser, args: Sequence[str]) -> str | N
         if word == "--":
             return next(words, None)
         if word.startswith("-"):
-            if "=" not in word and word in takes_value:
+            if "=" not in word and _takes_value(word, takes_value):
                 next(words, None)
             continue
         return word
     return None
+
+
+def _takes_value(word: str, takes_value: set[str]) -> bool:
+    """As argparse reads ``word``: an option, or the one option it abbreviates."""
+    if word in takes_value:
+        return True
+    if not word.startswith("--"):
+        return False
+    matches = [option for option in takes_value if option.startswith(word)]
+    return len(matches) == 1

@@ -192,6 +192,46 @@ def test_param__the_reserved_names_are_runjobs_options() -> None:
     assert {action.dest for action in parser._actions} == RUNJOB_OPTIONS
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        [JOB],
+        ["--batch-size", "5", JOB, "--title", "x"],
+        ["--reason=INC-1", "--sql-side", JOB],
+        ["--batch", "5", JOB],  # argparse's abbreviation of --batch-size
+        ["-v", "2", JOB],
+        ["--", JOB],
+    ],
+    ids=["alone", "after-an-option", "equals-and-flag", "abbreviated", "short", "dashes"],
+)
+def test_runjob__finds_the_job_name_before_parsing(args: list[str]) -> None:
+    from batchjobs.arguments import job_name_in  # noqa: PLC0415
+    from batchjobs.management.commands.runjob import Command  # noqa: PLC0415
+
+    parser = Command().create_parser("manage.py", "runjob")
+    assert job_name_in(parser, args) == JOB
+
+
+def test_param__an_abstract_base_shares_its_parameters(registry_snapshot: Any) -> None:
+    class Base(ResumableJob):
+        abstract = True
+        days = Param(int, default=3)
+
+    class Child(Base):
+        name = "child_with_days"
+        description = "A job whose parameter comes from its base."
+        label = Param(str, default="x")
+
+        def get_queryset(self) -> Any:
+            return Item.objects.all()
+
+        def process(self, chunk: Any) -> int:
+            return 0
+
+    assert list(Child.parameters) == ["days", "label"]
+    assert dict(Child(days=4).params) == {"days": 4, "label": "x"}
+
+
 # -- stored with the run, compared on a resume ---------------------------------------------
 
 
