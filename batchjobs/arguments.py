@@ -101,13 +101,13 @@ def add_parameters(parser: argparse.ArgumentParser, job_class: type[ResumableJob
                 dest=dest,
                 action=argparse.BooleanOptionalAction,
                 default=None,
-                help=param.describe(),
+                help=param.help_line(),
             )
             continue
         choices = param.choices if param.choices and not param.sensitive else None
         metavar = "{" + ",".join(str(c) for c in choices) + "}" if choices else name.upper()
         group.add_argument(
-            param.option, dest=dest, default=None, metavar=metavar, help=param.describe()
+            param.option, dest=dest, default=None, metavar=metavar, help=param.help_line()
         )
 
 

@@ -182,7 +182,7 @@ class Param(Generic[T]):
             return self.check(datetime.fromisoformat(stored))
         return self.check(stored)
 
-    def describe(self) -> str:
+    def help_line(self) -> str:
         """For ``runjob NAME --help``: the help, then what the option takes."""
         notes = []
         if self.required:
