@@ -11,5 +11,6 @@ from __future__ import annotations
 from batchjobs.bulk import update_by_key
 from batchjobs.chunk import Chunk
 from batchjobs.job import Interruption, ResumableJob, RunInfo
+from batchjobs.parameters import Param
 
-__all__ = ["Chunk", "Interruption", "ResumableJob", "RunInfo", "update_by_key"]
+__all__ = ["Chunk", "Interruption", "Param", "ResumableJob", "RunInfo", "update_by_key"]

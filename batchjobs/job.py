@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db.models import Model, QuerySet
 
-from batchjobs import registry
+from batchjobs import parameters, registry
+from batchjobs.arguments import RUNJOB_OPTIONS
 from batchjobs.chunk import Chunk
 from batchjobs.exceptions import JobDefinitionError
+from batchjobs.parameters import Bound, Param
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -64,6 +67,8 @@ class ResumableJob:
     """Subclass, set ``name`` and ``description``, implement the two methods below.
 
     Set ``abstract = True`` on an intermediate base class to keep it out of the registry.
+    Declare parameters as class attributes (``days = Param(int, required=True)``): the
+    job is then made as ``JobClass(days=30)``, and ``self.days`` is the value.
     """
 
     name: ClassVar[str]
@@ -77,9 +82,18 @@ class ResumableJob:
     # ``transaction.on_commit``, which a rolled-back transaction never runs). Set by the
     # library on the instance; a job only reads it.
     rehearsing: bool = False
+    # The declared ``Param`` attributes by name, collected when the class is defined.
+    parameters: ClassVar[dict[str, Param[Any]]] = {}
+
+    def __init__(self, **values: Any) -> None:
+        """Check the parameter values (``InvalidParameter``, ``MissingParameter``: one
+        line naming the option); the others take their defaults."""
+        self._parameter_values = parameters.bind(self._job_name(), self.parameters, values)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        reserved = RUNJOB_OPTIONS | {n for n in dir(ResumableJob) if not n.startswith("__")}
+        cls.parameters = parameters.collect(cls, reserved)
         if cls.__dict__.get("abstract", False):
             return
         cls.abstract = False
@@ -97,6 +111,73 @@ class ResumableJob:
             if getattr(cls, method) is getattr(ResumableJob, method):
                 raise JobDefinitionError(f"{cls.__qualname__} must implement {method}().")
         registry.register(cls)
+
+    # -- parameters ----------------------------------------------------------------------
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        """Every parameter's value, read-only (also each as ``self.<name>``)."""
+        return self._bound().values
+
+    def _bound(self) -> Bound:
+        # A subclass whose __init__ does not call ours has the defaults.
+        bound: Bound | None = self.__dict__.get("_parameter_values")
+        if bound is None:
+            bound = self._parameter_values = parameters.bind(self._job_name(), self.parameters, {})
+        return bound
+
+    def _job_name(self) -> str:
+        return getattr(self, "name", type(self).__qualname__)
+
+    def stored_parameters(self) -> dict[str, Any]:
+        """The values as the run stores them (JSON): a sensitive one as a digest."""
+        return parameters.stored_form(self._job_name(), self.parameters, self.params)
+
+    def sensitive_values(self) -> list[str]:
+        """The sensitive parameters' values as text, for the runner to mask wherever an
+        error message quotes one."""
+        return [
+            value.isoformat() if isinstance(value, datetime) else str(value)
+            for name, value in self.params.items()
+            if value is not None and self.parameters[name].sensitive
+        ]
+
+    def given_parameters(self) -> dict[str, Any]:
+        """Those of ``stored_parameters`` that were given, not taken by default."""
+        given = self._bound().given
+        return {k: v for k, v in self.stored_parameters().items() if k in given}
+
+    def parameter_differences(self, stored: Mapping[str, Any]) -> list[str]:
+        """How the values given to this instance differ from a run's ``stored`` ones (a
+        value it took by default is not a difference: a resume takes the run's)."""
+        return parameters.differences(self._job_name(), self.parameters, self._bound(), stored)
+
+    def parameters_from_run(self) -> int | None:
+        """The run whose stored values this instance took (``resuming``), if any."""
+        return self._bound().from_run
+
+    @classmethod
+    def resuming(cls, stored: Mapping[str, Any], run_id: int | None, **given: Any) -> ResumableJob:
+        """The job with ``given`` values and, for the others, those a run stored: what a
+        resume runs. A sensitive value is not stored and must be given again."""
+        bound = parameters.bind(
+            getattr(cls, "name", cls.__qualname__),
+            cls.parameters,
+            given,
+            stored=stored,
+            from_run=run_id,
+        )
+        job = cls(**{k: v for k, v in bound.values.items() if v is not None})
+        job._parameter_values = bound
+        return job
+
+    def for_run(self, stored: Mapping[str, Any], run_id: int) -> ResumableJob:
+        """This job as it runs run ``run_id``: itself when the run stored its values,
+        else a new instance with the run's values where this one took defaults."""
+        if stored == self.stored_parameters():
+            return self
+        given = {name: self.params[name] for name in self._bound().given}
+        return type(self).resuming(stored, run_id, **given)
 
     def get_queryset(self) -> QuerySet[Model]:
         """The rows to cover. Unordered and unsliced: the library seeks by ``key``."""

@@ -35,6 +35,7 @@ from batchjobs.lease import Owner
 from batchjobs.models import JobRun
 from batchjobs.options import RunOptions
 from batchjobs.pacing import Pacer, Stop
+from batchjobs.parameters import masked
 from batchjobs.progress import ProgressEstimator, Snapshot
 from batchjobs.quarantine import Quarantine
 from batchjobs.stopping import ForcedStop, Stopper
@@ -54,31 +55,40 @@ class Runner:
         stopper: Stopper | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.job = job
         self.options = options = options or RunOptions()
         self.settings = settings = conf.get()
         self.stopper = stopper or Stopper()
         self.clock = clock
         self.owner = Owner.current()
         self.log = events.get_logger(job=job.name)
+        self._use(job)
+        self.sizer = options.chunk_sizer(settings)
+        self.health_checks = health.load(settings.HEALTH_CHECKS)  # a bad path fails here too
+
+    def _use(self, job: ResumableJob) -> None:
+        """Work on ``job``'s rows: at first the job given, and after the claim the same job
+        with the parameters the run stored, when they differ (a resume)."""
+        self.job = job
         self.queryset: QuerySet[Model] = job.get_queryset()
         check_queryset(self.queryset)
         self.alias = router.db_for_write(self.queryset.model)
         self.connection = connections[self.alias]
-        self.sql_values = job.sql_values(self.connection) if options.sql_side else None
-        if options.sql_side and not self.sql_values:
+        sql_side = self.options.sql_side
+        self.sql_values = job.sql_values(self.connection) if sql_side else None
+        if sql_side and not self.sql_values:
             raise InvalidOption(
                 f"{job.name} has no SQL-side values on {self.connection.vendor}; "
                 "run it without --sql-side."
             )
-        self.sizer = options.chunk_sizer(settings)
         # The key is checked before anything is claimed: a job whose key cannot be used
         # must not take a run over and then leave it owned by a process that has gone.
         self.unbounded = Keyset(self.queryset, job.key, None)
-        self.health_checks = health.load(settings.HEALTH_CHECKS)  # a bad path fails here too
 
     def run(self) -> Outcome:
-        with self.stopper.installed(on_force=lambda: cancel_statement(self.connection)):
+        with (
+            retry.hiding(self.job.sensitive_values()),
+            self.stopper.installed(on_force=lambda: cancel_statement(self.connection)),
+        ):
             run = Claim(
                 job_name=self.job.name,
                 queryset=self.queryset,
@@ -86,8 +96,13 @@ class Runner:
                 options=self.options,
                 owner=self.owner,
                 alias=self.alias,
+                job=self.job,
             ).run()
             self.log = self.log.bind(run_id=run.pk)
+            # The claim checked that the run's parameters can be used (this cannot raise).
+            job = self.job.for_run(run.parameters, run.pk)
+            if job is not self.job:
+                self._use(job)
             self._assemble(run)
             try:
                 return self._drive(run)
@@ -200,6 +215,7 @@ class Runner:
             cursor=run.cursor,
             chunk_size=self.sizer.size,
             options=run.options,
+            parameters=masked(run.parameters),
             started_by=os_user(),
             reason=self.options.reason,
             run_started_by=run.started_by,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from batchjobs.parameters import as_flags
 from batchjobs.progress import format_duration
 
 Event = Mapping[str, Any]
@@ -79,6 +80,9 @@ def started(event: Event) -> str:
     reason = event.get("reason") or event.get("run_reason")
     if reason:
         text += f" Reason: {reason}."
+    given = as_flags(event.get("parameters") or {})  # masked already, like every field
+    if given:
+        text += f" Parameters: {given}."
     flags = options(event.get("options") or {})
     if flags:
         text += f" Options: {flags}."
