@@ -74,6 +74,7 @@ class EtaResult:
     load_before: str = ""
     load_after: str = ""
     cpu_busy: float | None = None
+    checkpoints: int | None = None  # started by the server during the run, cluster-wide
 
     def checks(self) -> list[Check]:
         if not self.points or not self.rows:
@@ -95,6 +96,7 @@ class EtaResult:
             "load_before": self.load_before,
             "load_after": self.load_after,
             "cpu_busy": self.cpu_busy,
+            "checkpoints": self.checkpoints,
             "points": [asdict(p) for p in self.points],
             "checks": [
                 {**asdict(c), "error": c.error, "within": c.within, "in_range": c.in_range}
@@ -135,9 +137,11 @@ def format_eta(result: EtaResult) -> str:
         )
     if result.load_before:
         busy = "" if result.cpu_busy is None else f"; CPU busy {100 * result.cpu_busy:.0f}%"
+        n = result.checkpoints
+        started = "" if n is None else f"; {n} checkpoint{'' if n == 1 else 's'} started"
         lines.append(
             f"Machine: 1-min load average {result.load_before} before, {result.load_after} after"
-            f"{busy} during the run."
+            f"{busy}{started} during the run."
         )
     lines.append("")
     for c in checks:

@@ -54,10 +54,12 @@ def test_format_eta_runs__counts_the_runs_that_met_each_goal() -> None:
         load_before="1.50",
         load_after="1.70",
         cpu_busy=0.62,
+        checkpoints=1,
     )
     text = format_eta_runs([good, _result()])
     assert (
-        "Machine: 1-min load average 1.50 before, 1.70 after; CPU busy 62% during the run." in text
+        "Machine: 1-min load average 1.50 before, 1.70 after; CPU busy 62%; 1 checkpoint "
+        "started during the run." in text
     )
     assert (
         "  eta_seconds at 25% within 10%: 2 of 2 runs (errors +2.5%, +5.0%; median |error| 3.7%)"
