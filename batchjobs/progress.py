@@ -5,12 +5,6 @@ within a window instead of averaging it away over the whole run, and one odd chu
 swing it. The window runs on *working* time: time the run spent in a requested wait (its
 ``--sleep``, throttling by a health check, a retry's backoff) is reported through
 ``waited`` and taken out, so a long wait does not read as the job getting slower.
-
-The point rate also leaves out a session's start-up: its first chunks, while the chunk size
-still grows, each pay a fixed cost (and the first one the start-up) on few rows, so they are
-slower per row than the full-size chunks still to come. In a run shorter than the window
-they would otherwise weigh on the ETA throughout (a few percent too long at 25% of a 20 s
-run, half again as long in a 7 s one).
 """
 
 from __future__ import annotations
@@ -51,16 +45,13 @@ class ProgressEstimator:
     some. ``set_aside`` rows (quarantined) are neither done nor left to do. ``done`` never
     goes backwards through ``advance`` and ``percent`` stays within [0, 100].
 
-    The point estimate is ``left / rate`` with the rate over the window (working time,
-    start-up left out), plus the requested sleep still to come between chunks (``snapshot``'s
+    The point estimate is ``left / rate`` with the rate over the window (working time),
+    plus the requested sleep still to come between chunks (``snapshot``'s
     ``sleep_per_chunk``). The range around it combines two kinds of doubt:
 
-    * a trend: the rate over the last sixth of the window and the point rate disagree
-      when the run is speeding up or slowing down; the range spans both;
-    * noise: per-chunk times (seconds per row) over the whole window scatter (the
-      start-up's included: in a short run they are most of what shows how much a chunk's
-      time can vary, and a range without them held the truth less often, see
-      docs/decisions.md); with a coefficient of variation
+    * a trend: the rate over the last sixth of the window and the rate over the whole
+      window disagree when the run is speeding up or slowing down; the range spans both;
+    * noise: per-chunk times (seconds per row) scatter; with a coefficient of variation
       ``cv`` over ``n`` chunks seen and ``m`` chunks left, the remaining time has a relative
       spread of about ``cv * sqrt(1/n + 1/m)`` (error of the mean rate plus the remaining
       chunks' own scatter); the range widens both ends by twice that, at least 3%.
@@ -89,9 +80,6 @@ class ProgressEstimator:
         # (working time, done) after each chunk of this session; working time is wall time
         # less the waits reported so far.
         self._samples: deque[tuple[float, int]] = deque([(started_at, done)])
-        # Whether the window still begins where the session began: only then are its first
-        # samples the start-up that ``_steady_from`` may leave out.
-        self._at_start = True
 
     def waited(self, seconds: float) -> None:
         """The run spent ``seconds`` in a requested wait (sleep, throttle, backoff): not work."""
@@ -108,25 +96,9 @@ class ProgressEstimator:
         # Keep one sample at or before the window's start so the window is always full.
         while len(self._samples) > 2 and self._samples[1][0] <= t - self.window_seconds:
             self._samples.popleft()
-            self._at_start = False
 
-    def _steady_from(self, chunk_size: int | None) -> int:
-        """The sample the point rate is measured from: past the session's leading chunks
-        smaller than half of ``chunk_size`` (the size of the chunks to come), provided at
-        least ``RELIABLE_AFTER_CHUNKS`` chunks remain after them; else 0."""
-        if not chunk_size or not self._at_start:
-            return 0
-        samples, index = self._samples, 0
-        while (
-            index + 1 < len(samples) and samples[index + 1][1] - samples[index][1] < chunk_size / 2
-        ):
-            index += 1
-        return index if len(samples) - 1 - index >= RELIABLE_AFTER_CHUNKS else 0
-
-    def rate(self, *, now: float, chunk_size: int | None = None) -> float | None:
-        """Rows per second of working time over the window; past the session's start-up
-        when ``chunk_size`` (the size of the chunks to come) is given."""
-        return self._rate_since(self._steady_from(chunk_size), now=now)
+    def rate(self, *, now: float) -> float | None:
+        return self._rate_since(0, now=now)
 
     def _rate_since(self, index: int, *, now: float) -> float | None:
         first_t, first_done = self._samples[index]
@@ -175,7 +147,7 @@ class ProgressEstimator:
         """The figures at ``now``. ``sleep_per_chunk`` (the run's ``--sleep``) and
         ``chunk_size`` add the requested sleeps still to come to the ETA: they were taken out
         of the rate, but the operator will wait them out all the same."""
-        rate = self.rate(now=now, chunk_size=chunk_size)
+        rate = self.rate(now=now)
         reliable = self.reliable(now=now)
         percent = eta = low = high = None
         if self.total:

@@ -200,28 +200,3 @@ def test_estimator__percent_never_exceeds_100_and_done_never_goes_backwards() ->
     snap = estimator.snapshot(now=5.0)
     assert snap.percent == 100.0
     assert (snap.eta_seconds, snap.eta_low_seconds, snap.eta_high_seconds) == (0.0, 0.0, 0.0)
-
-
-def test_estimator__start_up_chunks_are_left_out_of_the_rate_once_full_chunks_are_timed() -> None:
-    # The chunk size grows from 100 to 1,000 rows; each chunk costs 0.1 s plus 1 ms a row,
-    # so the small first chunks are slower per row than the 1,000-row chunks to come.
-    ramp = [(100, 0.2), (150, 0.25), (225, 0.325), (337, 0.437), (506, 0.606), (759, 0.859)]
-    steady = [(1_000, 1.1)] * 6
-    estimator = ProgressEstimator(total=20_000, started_at=0.0)
-    now = _run(estimator, ramp + steady)
-    left = 20_000 - estimator.done
-    truth = left / 1_000 * 1.1  # the chunks to come, at 1.1 s each
-    snap = estimator.snapshot(now=now, chunk_size=1_000)
-    assert snap.eta_seconds is not None and snap.eta_low_seconds is not None
-    assert snap.eta_high_seconds is not None
-    assert abs(snap.eta_seconds - truth) / truth < 0.01
-    assert snap.eta_low_seconds <= truth <= snap.eta_high_seconds
-    with_start_up = estimator.snapshot(now=now).eta_seconds  # no chunk size: every chunk
-    assert with_start_up is not None and with_start_up > 1.04 * truth  # 4.5% too long
-
-
-def test_estimator__start_up_is_kept_until_enough_full_chunks_are_timed() -> None:
-    estimator = ProgressEstimator(total=100_000, started_at=0.0)
-    now = _run(estimator, [(100, 0.5), (200, 0.5), (400, 0.5), (1_000, 0.6), (1_000, 0.6)])
-    # Only two full-size chunks: too few to measure on alone, so all five count.
-    assert estimator.rate(now=now, chunk_size=1_000) == estimator.rate(now=now)
