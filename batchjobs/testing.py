@@ -20,7 +20,7 @@ from __future__ import annotations
 import signal
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -68,7 +68,17 @@ class Recorder:
         on the chunk's transaction, a count of its keys (and ``after_commit``) to run if it
         commits. A job whose ``process`` is not called (``--sql-side``) is not seen."""
         self.key = job.key
-        process = job.process
+        with ExitStack() as unwrap:
+            self._watch(job, after_commit, unwrap)
+            yield
+
+    def _watch(
+        self,
+        job: ResumableJob,
+        after_commit: Callable[[Chunk], None] | None,
+        unwrap: ExitStack,
+    ) -> None:
+        process, for_run = job.process, job.for_run
 
         def recorded(chunk: Chunk) -> int | None:
             changed = process(chunk)
@@ -76,11 +86,16 @@ class Recorder:
             transaction.on_commit(partial(self._committed, chunk, after_commit), using=alias)
             return changed
 
-        vars(job)["process"] = recorded
-        try:
-            yield
-        finally:
-            del vars(job)["process"]
+        def rebuilt(stored: Mapping[str, Any], run_id: int) -> ResumableJob:
+            # A resume runs a job rebuilt from the run's stored parameters: watch it too.
+            used = for_run(stored, run_id)
+            if used is not job:
+                self._watch(used, after_commit, unwrap)
+            return used
+
+        vars(job).update(process=recorded, for_run=rebuilt)
+        unwrap.callback(vars(job).pop, "for_run")
+        unwrap.callback(vars(job).pop, "process")
 
     def _committed(self, chunk: Chunk, then: Callable[[Chunk], None] | None) -> None:
         self.counts.update(chunk.keys)
