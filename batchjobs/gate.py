@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from django.apps.registry import Apps
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.backends.base.schema import BaseDatabaseSchemaEditor
-    from django.db.migrations.graph import MigrationGraph
     from django.db.migrations.migration import Migration
     from django.db.migrations.state import ProjectState
 
@@ -139,33 +138,26 @@ def _where_it_stands(job: str, run: RunFacts | None) -> tuple[str, str]:
     return standing.format(**facts), f"{what}, then migrate again{command.format(**facts)}"
 
 
-def waiting_for(
-    job: str | None, plan: Sequence[tuple[Migration, bool]], graph: MigrationGraph
-) -> set[tuple[str, str]]:
-    """The migrations of ``plan`` (the unapplied ones) that wait for ``job`` (for any job,
-    with ``None``): those that hold its gate, and every one that depends on one of them.
+def waiting_for(job: str | None, plan: Sequence[tuple[Migration, bool]]) -> set[tuple[str, str]]:
+    """The migrations of ``plan`` (the unapplied ones, in ``migrate``'s order) that wait
+    for ``job`` (for any job, with ``None``): the first one that holds a gate, if that gate
+    is ``job``'s, and every one after it, whatever its app.
 
     ``runjob`` and ``listjobs`` refuse a database with unapplied migrations, except these:
-    ``migrate`` stops at the gate until the job is done, so the job must be able to run
-    (and be watched) while they are unapplied. The job then runs against the schema as it
-    is before the gate; that is the contract of a job that a gate waits for.
+    ``migrate`` applies the plan in order and stops at the first gate until its job is done,
+    so nothing after that gate can be applied before the job runs, and the job must be able
+    to run (and be watched) while they are unapplied. Another job's gate first in line
+    means that job must run first: ``migrate`` names it. The job runs against the schema as
+    it is before its gate; that is the contract of a job that a gate waits for.
     """
-    gates = {
-        (migration.app_label, migration.name)
-        for migration, backwards in plan
-        if not backwards
-        and any(
-            isinstance(operation, RequireJobFinished) and job in (None, operation.job)
-            for operation in migration.operations
-        )
-    }
-    if not gates:
-        return set()
-    return {
-        (migration.app_label, migration.name)
-        for migration, _ in plan
-        if gates.intersection(graph.forwards_plan((migration.app_label, migration.name)))
-    }
+    forwards = [migration for migration, backwards in plan if not backwards]
+    for position, migration in enumerate(forwards):
+        gated = {op.job for op in migration.operations if isinstance(op, RequireJobFinished)}
+        if gated:
+            if job is not None and job not in gated:
+                return set()
+            return {(m.app_label, m.name) for m in forwards[position:]}
+    return set()
 
 
 class RequireJobFinished(Operation):

@@ -16,7 +16,6 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
-from django.db.migrations.graph import MigrationGraph
 from django.db.migrations.migration import Migration
 from django.db.migrations.state import ProjectState
 from django.utils import timezone
@@ -140,23 +139,32 @@ def test_require_job_finished__deconstructs_for_the_migration_writer() -> None:
 # -- which unapplied migrations a job may run past ----------------------------------------
 
 
-def test_waiting_for__the_gates_migration_and_those_that_depend_on_it() -> None:
-    """runjob NAME and listjobs accept these unapplied: migrate stops at the gate for NAME
-    until NAME has run. An unrelated unapplied migration still needs migrate first."""
-    gated = Migration("0002_gate", "shop")
+def test_waiting_for__the_first_gate_and_everything_migrate_would_apply_after_it() -> None:
+    """runjob NAME and listjobs accept these unapplied: migrate applies its plan in order
+    and stops at the gate for NAME until NAME has run, so nothing after the gate (of any
+    app) can be applied first. What comes before the gate still needs migrate first."""
+    before, gated = Migration("0001_other", "blog"), Migration("0002_gate", "shop")
     gated.operations = [RequireJobFinished(JOB)]
-    after, elsewhere = Migration("0003_after", "shop"), Migration("0001_other", "blog")
-    graph = MigrationGraph()
-    for migration in (Migration("0001_initial", "shop"), gated, after, elsewhere):
-        graph.add_node((migration.app_label, migration.name), migration)
-    graph.add_dependency(gated, ("shop", "0002_gate"), ("shop", "0001_initial"))
-    graph.add_dependency(after, ("shop", "0003_after"), ("shop", "0002_gate"))
+    after, elsewhere = Migration("0003_after", "shop"), Migration("0001_more", "zoo")
     plan = [(gated, False), (after, False), (elsewhere, False)]
-    waiting = {("shop", "0002_gate"), ("shop", "0003_after")}
-    assert waiting_for(JOB, plan, graph) == waiting
-    assert waiting_for(None, plan, graph) == waiting  # listjobs: any job's gate
-    assert waiting_for("another_job", plan, graph) == set()
-    assert waiting_for(JOB, [(elsewhere, False)], graph) == set()
+    waiting = {("shop", "0002_gate"), ("shop", "0003_after"), ("zoo", "0001_more")}
+    assert waiting_for(JOB, plan) == waiting
+    assert waiting_for(None, plan) == waiting  # listjobs: any job's gate
+    assert waiting_for("another_job", plan) == set()
+    assert waiting_for(JOB, [(before, False), *plan]) == waiting
+    assert waiting_for(JOB, [(before, False)]) == set()
+
+
+def test_waiting_for__two_gates_in_one_deploy_are_passed_in_migrates_order() -> None:
+    """The first gate's job runs first (the second gate waits with the rest); the second
+    job is refused until migrate has passed the first gate, and migrate names that job."""
+    first, second = Migration("0002_gate", "shop"), Migration("0004_gate", "shop")
+    first.operations = [RequireJobFinished(JOB)]
+    second.operations = [RequireJobFinished("second_job")]
+    plan = [(first, False), (second, False)]
+    assert waiting_for(JOB, plan) == {("shop", "0002_gate"), ("shop", "0004_gate")}
+    assert waiting_for("second_job", plan) == set()
+    assert waiting_for("second_job", [(second, False)]) == {("shop", "0004_gate")}
 
 
 # -- the operation on the real database ----------------------------------------------------

@@ -93,7 +93,7 @@ def require_database(
     try:
         executor = MigrationExecutor(connection)
         plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
-        waiting = waiting_for(job, plan, executor.loader.graph)
+        waiting = waiting_for(job, plan)
         pending = [step for step in plan if (step[0].app_label, step[0].name) not in waiting]
         missing = _missing_tables(connection, [JobRun, QuarantinedRow, *models])
     except DatabaseError as exc:
