@@ -8,6 +8,7 @@ progress, signals, locks and the command line belong to the library.
 from __future__ import annotations
 
 import enum
+import inspect
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +32,26 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 def valid_name(name: object) -> bool:
     """Is ``name`` a job's name: lowercase letters, digits, underscores, a letter first?"""
     return isinstance(name, str) and bool(_NAME.match(name))
+
+
+def _check_init(cls: type) -> None:
+    """A resume builds the job again from the run's stored values (``resuming``), as
+    ``JobClass(**values)``: an ``__init__`` that needs anything else would fail there, late,
+    with a TypeError; say so when the class is defined instead."""
+    init = cls.__dict__.get("__init__")
+    if init is None:
+        return
+    required = [
+        p.name
+        for p in list(inspect.signature(init).parameters.values())[1:]
+        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    if required:
+        raise JobDefinitionError(
+            f"{cls.__qualname__}.__init__ requires {', '.join(required)}: a job is built from "
+            "its parameters alone (a resume builds it again from the run's stored values); "
+            "declare them as Param, or set collaborators in on_start."
+        )
 
 
 @dataclass(frozen=True)
@@ -94,6 +115,7 @@ class ResumableJob:
         super().__init_subclass__(**kwargs)
         reserved = RUNJOB_OPTIONS | {n for n in dir(ResumableJob) if not n.startswith("__")}
         cls.parameters = parameters.collect(cls, reserved)
+        _check_init(cls)
         if cls.__dict__.get("abstract", False):
             return
         cls.abstract = False

@@ -135,7 +135,10 @@ class Param(Generic[T]):
             try:
                 verdict = self.validate(value)
             except (ValueError, TypeError) as exc:
-                raise self._invalid(value, str(exc) or "is not valid") from None
+                # A validator's own message may quote the value (int("sk-...", 16) does):
+                # for a sensitive parameter only the verdict is shown.
+                said = "" if self.sensitive else str(exc)
+                raise self._invalid(value, said or "is not valid") from None
             if verdict is False:
                 raise self._invalid(value, "is not valid")
         return value

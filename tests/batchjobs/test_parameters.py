@@ -153,6 +153,18 @@ def test_param__a_sensitive_value_is_never_in_an_error() -> None:
         assert MASK in str(caught.value)
 
 
+def test_param__a_validators_message_quoting_a_sensitive_value_is_not_shown() -> None:
+    key = Param(str, sensitive=True, validate=lambda v: int(v, 16))
+    key.name = "api_key"
+    with pytest.raises(InvalidParameter) as caught:
+        key.parse("sk-live-SECRET123")
+    assert str(caught.value) == f"--api-key: {MASK} is not valid"
+    plain = Param(str, validate=lambda v: int(v, 16))
+    plain.name = "colour"
+    with pytest.raises(InvalidParameter, match="invalid literal for int"):
+        plain.parse("red")  # a plain parameter keeps the validator's reason
+
+
 @pytest.mark.parametrize(
     ("declaration", "message"),
     [
