@@ -208,9 +208,14 @@ class Claim:
             return
         differences = self.job.parameter_differences(run.parameters)
         if differences:
-            raise ParametersDiffer(
-                differs_message(self.job_name, run.pk, differences, self.job.given_parameters())
-            )
+            # Starting over needs the required ones too: those not given are the run's.
+            required = {
+                name: run.parameters[name]
+                for name, param in self.job.parameters.items()
+                if param.required and name in run.parameters
+            }
+            wanted = {**required, **self.job.given_parameters()}
+            raise ParametersDiffer(differs_message(self.job_name, run.pk, differences, wanted))
         self.job.for_run(run.parameters, run.pk)  # MissingParameter: a sensitive one
 
     def _reopen_quarantined(self) -> JobRun:

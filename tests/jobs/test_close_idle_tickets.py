@@ -133,6 +133,13 @@ def test_close_idle_tickets__a_resume_keeps_the_run_cutoff_and_closes_each_ticke
     assert line.endswith("python manage.py runjob close_idle_tickets --restart --days 7")
     assert _state() == halfway
     assert JobRun.objects.get(pk=run.pk).done == run.done
+    # Without the required --days, the way to start over still names the run's.
+    other_status = cli.run("runjob", JOB, "--status", "open")
+    assert other_status.returncode == ExitCode.USAGE
+    assert other_status.stderr.rstrip().endswith(
+        "runjob close_idle_tickets --restart --days 30 --status open"
+    )
+    assert _state() == halfway
 
     # A ticket past the cursor last touched 33 days ago: idle by a cutoff made now (30
     # days), not by the run's (35). The resume must leave it open.
