@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from batchjobs import Chunk
+from batchjobs import Chunk, Param
 from batchjobs.models import State
 from batchjobs.options import RunOptions
 from batchjobs.rehearsal import rehearse
@@ -70,8 +70,10 @@ class FlakyAfterWriting(RotateItemTokens):
 
     name = "fake_flaky_after_writing"
 
-    def __init__(self, *, flaky: int) -> None:
-        self.flaky = flaky
+    flaky = Param(int, required=True, help="The key whose chunk fails once, after writing")
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
         self.written: Counter[int] = Counter()
 
     def process(self, chunk: Chunk) -> int:
