@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from batchjobs.bulk import update_by_key
 from batchjobs.chunk import Chunk
+from batchjobs.effects import Delivery
 from batchjobs.job import ResumableJob, RunInfo
 
-__all__ = ["Chunk", "ResumableJob", "RunInfo", "update_by_key"]
+__all__ = ["Chunk", "Delivery", "ResumableJob", "RunInfo", "update_by_key"]

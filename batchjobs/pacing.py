@@ -91,6 +91,12 @@ class Pacer:
         """The heartbeat moved (a committed chunk moves it too)."""
         self.last_beat = self.clock()
 
+    def keep_alive(self) -> None:
+        """Between pieces of work that are not chunks or waits (delivering effects one after
+        another): beat the heartbeat when it is due, so a long delivery is not a stall."""
+        if self.clock() - self.last_beat >= self.settings.HEARTBEAT_SECONDS:
+            self._heartbeat()
+
     def past_deadline(self) -> bool:
         return self.deadline is not None and self.clock() >= self.deadline
 
