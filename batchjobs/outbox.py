@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db.models import F, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from batchjobs.models import Effect
@@ -61,3 +61,20 @@ class Outbox:
         Effect.objects.using(self.alias).filter(pk=effect_id).update(
             attempts=F("attempts") + 1, last_error=error
         )
+
+
+def tally(run_id: int, *, using: str = "default") -> dict[str, Any]:
+    """What ``listjobs`` shows of a run's effects: how many delivered, how many owed, and
+    the last error of the oldest one owed that failed (``None``: none did)."""
+    effects = Effect.objects.using(using).filter(run_id=run_id)
+    counts = effects.aggregate(
+        delivered=Count("id", filter=Q(delivered_at__isnull=False)),
+        owed=Count("id", filter=Q(delivered_at__isnull=True)),
+    )
+    failing = (
+        effects.filter(delivered_at__isnull=True, attempts__gt=0)
+        .order_by("id")
+        .values("last_error", "attempts")
+        .first()
+    )
+    return {**counts, "failing": failing}

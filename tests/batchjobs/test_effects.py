@@ -20,8 +20,9 @@ from django.core.management import call_command
 from django.db import connection
 from structlog.testing import capture_logs
 
-from batchjobs import Chunk, Delivery, ResumableJob
+from batchjobs import Chunk, Delivery, ResumableJob, sentences
 from batchjobs.exceptions import InvalidOption, JobDefinitionError
+from batchjobs.exit_codes import ExitCode
 from batchjobs.keyset import Keyset
 from batchjobs.models import Effect, JobRun, State
 from batchjobs.options import RunOptions
@@ -179,6 +180,12 @@ def test_runjob__a_stop_during_delivery_retries_exits_promptly_and_the_next_run_
     owed = Effect.objects.filter(run=run, delivered_at__isnull=True).count()
     assert owed == 10  # the first chunk's: committed, recorded, not delivered
     assert live.events("job.effects_delivered")[-1]["pending"] == 10
+    listed = cli.run("listjobs", JOB)
+    attempts = Effect.objects.filter(run=run).order_by("id")[0].attempts
+    assert (
+        f"  effects       0 delivered, 10 owed; failing after {attempts} attempts: "
+        "HTTP Error 503: Service Unavailable (urllib.error.HTTPError)\n"
+    ) in listed.stdout
 
     receiver.down = False
     second = cli.run(*args, env=_env(receiver))
@@ -188,6 +195,29 @@ def test_runjob__a_stop_during_delivery_retries_exits_promptly_and_the_next_run_
     assert names.index("job.effects_delivered") < names.index("job.progress")
     first = next(e for e in events_of(second.stdout) if e["event"] == "job.effects_delivered")
     assert (first["delivered"], first["pending"]) == (10, 0)
+
+
+def test_runjob__a_pause_is_seen_between_two_deliveries_and_resume_delivers_the_rest(
+    seed_items: Callable[[int], int], cli: Cli, procs: Processes, receiver: Receiver
+) -> None:
+    seed_items(60)
+    receiver.delay = 0.1  # one chunk of 60, then 6 s of deliveries that all succeed
+    args = ("runjob", JOB, "--batch-size", "60", "--log-format", "json")
+    live = procs.spawn(cli, *args, env=_env(receiver))
+    wait_for(lambda: receiver.delivered() >= 5 or live.check_alive(), timeout=60)
+    asked = cli.run("runjob", JOB, "--pause")
+    assert asked.returncode == 0, asked.stderr
+    answered = time.monotonic()
+    assert live.wait(timeout=30) == ExitCode.PAUSED, live.stderr
+    assert time.monotonic() - answered < 3, "the pause waited for every delivery"
+    run = JobRun.objects.get(job=JOB)
+    assert run.state == State.PAUSED
+    assert Effect.objects.filter(run=run, delivered_at__isnull=True).exists()
+
+    receiver.delay = 0.0
+    resumed = cli.run(*args, "--resume", env=_env(receiver))
+    assert resumed.returncode == 0, resumed.stderr
+    assert receiver.counts() == dict.fromkeys(_keys(run.pk), 1)
 
 
 def test_kill9__between_a_delivery_and_its_record_redelivers_it_with_the_same_key(
@@ -247,3 +277,18 @@ def test_kill9__repeated_kills_mid_run_lose_nothing(
     _one_key_per_item(receiver)
     # A kill lands between a delivery and its record at most once each.
     assert sum(n - 1 for n in receiver.counts().values()) <= 2
+
+
+def test_sentences__say_what_is_owed_and_how_to_stop() -> None:
+    assert sentences.effect_retry(
+        {"key": 7, "attempt": 3, "error": "HTTP Error 503: Service Unavailable", "wait_seconds": 2}
+    ) == (
+        "Delivering the effect for key 7 failed (attempt 3: HTTP Error 503: Service "
+        "Unavailable); retrying in 2.0s. Ctrl-C stops; the effect stays owed."
+    )
+    assert sentences.effects_delivered({"delivered": 30, "pending": 0}) == (
+        "Delivered 30 outside effects; none owed."
+    )
+    assert sentences.effects_delivered({"delivered": 0, "pending": 10}) == (
+        "Delivered 0 outside effects; 10 still owed, delivered first by the next run."
+    )
