@@ -118,7 +118,6 @@ class Courier:
         effect.attempts += 1
         self.log.warning(
             events.EFFECT_RETRY,
-            effect_run_id=effect.run_id,
             key=effect.key,
             attempt=effect.attempts,
             error_class=error_class,

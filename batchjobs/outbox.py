@@ -22,14 +22,14 @@ _BATCH = 100
 
 
 class Outbox:
-    """The effects owed by the runs of one job, as the process that owns its current run
-    sees them. Owed means recorded and not yet delivered, by any run of the job: a run
-    cancelled or abandoned with effects owed leaves them to the job's next run."""
+    """The effects one run owes (recorded, not yet delivered), as the process that owns
+    the run sees them. Only the run that recorded an effect delivers it, with its own job
+    instance (its parameters: a webhook's URL): a run cancelled or abandoned with effects
+    owed gives them up, and listjobs shows them as owed."""
 
-    def __init__(self, *, alias: str, run_id: int, job: str) -> None:
+    def __init__(self, *, alias: str, run_id: int) -> None:
         self.alias = alias
         self.run_id = run_id
-        self.job = job
 
     def record(self, effects: Sequence[tuple[Any, Any]]) -> None:
         """Inside the chunk's transaction (the run row locked, fenced on the lease): owe
@@ -42,7 +42,9 @@ class Outbox:
             )
 
     def _owed(self) -> QuerySet[Effect]:
-        return Effect.objects.using(self.alias).filter(run__job=self.job, delivered_at__isnull=True)
+        return Effect.objects.using(self.alias).filter(
+            run_id=self.run_id, delivered_at__isnull=True
+        )
 
     def owed(self) -> list[Effect]:
         """The oldest effects owed, at most a batch of them."""

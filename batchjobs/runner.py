@@ -150,7 +150,7 @@ class Runner:
         outbox = None
         self.courier: Courier | None = None
         if self.job.has_effects():
-            outbox = Outbox(alias=self.alias, run_id=run.pk, job=self.job.name)
+            outbox = Outbox(alias=self.alias, run_id=run.pk)
             self.courier = Courier(
                 job=self.job,
                 outbox=outbox,

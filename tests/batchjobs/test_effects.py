@@ -220,6 +220,27 @@ def test_runjob__a_pause_is_seen_between_two_deliveries_and_resume_delivers_the_
     assert receiver.counts() == dict.fromkeys(_keys(run.pk), 1)
 
 
+def test_runjob__a_cancelled_run_gives_its_owed_effects_up(
+    seed_items: Callable[[int], int], cli: Cli, procs: Processes, receiver: Receiver
+) -> None:
+    seed_items(20)
+    receiver.down = True
+    args = ("runjob", JOB, "--batch-size", "10", "--log-format", "json")
+    live = procs.spawn(cli, *args, env=_env(receiver))
+    live.wait_event("job.effect_retry", timeout=60)
+    assert cli.run("runjob", JOB, "--cancel").returncode == 0
+    assert live.wait(timeout=30) == ExitCode.CANCELLED, live.stderr
+    cancelled = JobRun.objects.get(job=JOB)
+
+    receiver.down = False
+    fresh = cli.run(*args, env=_env(receiver))
+    assert fresh.returncode == 0, fresh.stderr
+    second = JobRun.objects.exclude(pk=cancelled.pk).get(job=JOB)
+    # The new run delivers its own effects only, under its own run's keys.
+    assert receiver.counts() == dict.fromkeys(_keys(second.pk), 1)
+    assert Effect.objects.filter(run=cancelled, delivered_at__isnull=True).count() == 10
+
+
 def test_kill9__between_a_delivery_and_its_record_redelivers_it_with_the_same_key(
     seed_items: Callable[[int], int], cli: Cli, receiver: Receiver
 ) -> None:
