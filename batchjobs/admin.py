@@ -24,6 +24,7 @@ from batchjobs import control, store
 from batchjobs.admin_display import cell, live_values, plain, records, table
 from batchjobs.exceptions import BatchJobError, InvalidOption
 from batchjobs.models import UNFINISHED, JobRun, QuarantinedRow
+from batchjobs.parameters import masked
 
 if TYPE_CHECKING:
     from django.forms import ModelForm
@@ -80,6 +81,7 @@ class JobRunAdmin(_AdminBase):
         "requested_action",
         "started_by",
         "reason",
+        "shown_parameters",
         "shown_options",
         "owner_host",
         "owner_pid",
@@ -204,6 +206,11 @@ class JobRunAdmin(_AdminBase):
     @admin.display(description="options")
     def shown_options(self, run: JobRun) -> str:
         return table([(k, plain(v)) for k, v in run.options.items()])
+
+    @admin.display(description="parameters")
+    def shown_parameters(self, run: JobRun) -> str:
+        """As the run was started with them; a sensitive one as ``****``, never its digest."""
+        return table([(k, plain(v)) for k, v in sorted(masked(run.parameters).items())])
 
     @admin.display(description="verification")
     def shown_verification(self, run: JobRun) -> str:

@@ -8,6 +8,7 @@ locked while it is claimed, so two processes starting at once cannot both win.
 from __future__ import annotations
 
 import getpass
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,11 +19,13 @@ from django.utils import timezone
 
 from batchjobs import store
 from batchjobs.database import lock_holders, set_local_timeouts, table_bytes
-from batchjobs.exceptions import RunBusy, RunNotResumable
+from batchjobs.exceptions import MissingParameter, ParametersDiffer, RunBusy, RunNotResumable
+from batchjobs.job import ResumableJob
 from batchjobs.keyset import Keyset, high_water_mark
 from batchjobs.lease import Owner, alive, ended_by
 from batchjobs.models import JobRun, State
 from batchjobs.options import RunOptions
+from batchjobs.parameters import as_flags, masked
 from batchjobs.retry import ErrorKind, classify, explain
 
 _SESSIONS_KEPT = 50
@@ -37,6 +40,9 @@ class Claim:
     options: RunOptions
     owner: Owner
     alias: str
+    # The job whose parameters a new run stores and a resumed one must match (None: a
+    # caller that knows of no parameters; the run then stores none).
+    job: ResumableJob | None = None
 
     def run(self) -> JobRun:
         """The run this process now owns, or a ``BatchJobError`` saying why not."""
@@ -147,6 +153,16 @@ class Claim:
         return {k: v for k, v in asdict(self.options).items() if v not in (None, False, "", {})}
 
     def _create(self) -> JobRun:
+        parameters: dict[str, Any] = {}
+        if self.job is not None:
+            if (run_id := self.job.parameters_from_run()) is not None:
+                # The values came from a run that ended since `runjob` read them: they
+                # were that run's, not what the operator asked for a new one.
+                raise RunNotResumable(
+                    f"Run #{run_id} of {self.job_name} ended while this process started, so "
+                    "there is nothing to resume; to start a new run, give its parameters."
+                )
+            parameters = self.job.stored_parameters()
         try:
             hwm = high_water_mark(self.queryset, self.key)
             keyset = Keyset(self.queryset, self.key, hwm)
@@ -163,6 +179,7 @@ class Claim:
             high_water_mark=keyset.encode(hwm),
             total=total,
             options=self._recorded_options(),
+            parameters=parameters,
             started_by=os_user(),
             reason=self.options.reason,
             stats={"table_bytes_before": size, "sessions": [self._session()]},
@@ -170,6 +187,7 @@ class Claim:
         )
 
     def _take_over(self, run: JobRun) -> JobRun:
+        self._check_parameters(run)
         stats = dict(run.stats)
         stats["sessions"] = [*stats.get("sessions", []), self._session()][-_SESSIONS_KEPT:]
         store.transition(
@@ -183,6 +201,23 @@ class Claim:
         run.refresh_from_db()
         return run
 
+    def _check_parameters(self, run: JobRun) -> None:
+        """Before anything is written: the given parameters match the run's, and the
+        run's can be used (a sensitive one given again); else a refusal saying how."""
+        if self.job is None:
+            return
+        differences = self.job.parameter_differences(run.parameters)
+        if differences:
+            # Starting over needs the required ones too: those not given are the run's.
+            required = {
+                name: run.parameters[name]
+                for name, param in self.job.parameters.items()
+                if param.required and name in run.parameters
+            }
+            wanted = {**required, **self.job.given_parameters()}
+            raise ParametersDiffer(differs_message(self.job_name, run.pk, differences, wanted))
+        self.job.for_run(run.parameters, run.pk)  # MissingParameter: a sensitive one
+
     def _reopen_quarantined(self) -> JobRun:
         run = store.newest_quarantined(self.job_name, using=self.alias)
         if run is None:
@@ -192,6 +227,45 @@ class Claim:
 
 class _TableLocked(Exception):
     """The job's table stayed locked while a new run measured it (the run row was not)."""
+
+
+def differs_message(
+    job_name: str, run_id: int, differences: list[str], wanted: Mapping[str, Any]
+) -> str:
+    """Refusing other parameters for an unfinished run: what differs, and both ways on."""
+    again = f"python manage.py runjob {job_name} --restart"
+    flags = as_flags(masked(wanted))
+    return (
+        f"Run #{run_id} of {job_name} was started with other parameters: "
+        f"{'; '.join(differences)}. Continue it with the same ones (or none: "
+        f"`runjob {job_name}` uses the run's), or abandon it and start over with: "
+        f"{again}{' ' + flags if flags else ''}"
+    )
+
+
+def job_to_run(
+    job_class: type[ResumableJob],
+    given: Mapping[str, Any],
+    *,
+    restart: bool = False,
+    retry_quarantined: bool = False,
+    alias: str = "default",
+) -> ResumableJob:
+    """The job ``runjob`` runs: made from the values given; when a required one is
+    missing and there is a run to continue, the values that run stored fill in (the
+    claim checks them again, under the lock). Nothing is written."""
+    try:
+        return job_class(**given)
+    except MissingParameter:
+        if restart:
+            raise
+        try:
+            run = store.to_continue(job_class.name, quarantined=retry_quarantined, using=alias)
+        except DatabaseError as exc:
+            raise explain(exc, doing=f"Could not read the run of {job_class.name}") from None
+        if run is None:
+            raise
+        return job_class.resuming(run.parameters, run.pk, **given)
 
 
 def locked_message(job_name: str, run: JobRun | None) -> str:

@@ -17,8 +17,10 @@ from django.utils import timezone
 from batchjobs import events, retry
 from batchjobs.conf import Settings
 from batchjobs.database import reset_if_broken, table_bytes
-from batchjobs.exceptions import DatabaseUnavailable, JobFailed
+from batchjobs.exceptions import DatabaseUnavailable, JobFailed, LeaseLost
 from batchjobs.exit_codes import ExitCode
+from batchjobs.hooks import Hooks
+from batchjobs.job import Interruption
 from batchjobs.models import State
 from batchjobs.pacing import Stop
 from batchjobs.progress import ProgressEstimator
@@ -56,6 +58,7 @@ class Ending:
         vacuum_lock: float | None,
         max_runtime: float | None,
         log: BoundLogger,
+        hooks: Hooks,
     ) -> None:
         self.job = job
         self.store = store
@@ -69,6 +72,7 @@ class Ending:
         self.stopper = stopper
         self.settings = settings
         self.log = log
+        self.hooks = hooks  # called last, once the end is recorded and reported
         self._released = False
 
     def release(self, state: State, **fields: Any) -> None:
@@ -95,7 +99,9 @@ class Ending:
             return self.parked(State.CANCELLED, ExitCode.CANCELLED)
         if stop is Stop.MAX_RUNTIME:
             return self.interrupted(
-                f"--max-runtime {self.max_runtime:g}s reached", exit_code=ExitCode.MAX_RUNTIME
+                f"--max-runtime {self.max_runtime:g}s reached",
+                exit_code=ExitCode.MAX_RUNTIME,
+                reason=Interruption.MAX_RUNTIME,
             )
         return self.interrupted(self.stopper.signal_name or "a stop request")
 
@@ -110,10 +116,19 @@ class Ending:
         )
         message = f"Run #{self.run_id} of {self.job} is {state}: {how}."
         event = events.PAUSED if state == State.PAUSED else events.CANCELLED
-        self.log.warning(event, done=self.done(), total=self.progress.total, message=message)
+        done = self.done()
+        self.log.warning(event, done=done, total=self.progress.total, message=message)
+        reason = Interruption.PAUSE if state == State.PAUSED else Interruption.CANCEL
+        self.hooks.interrupted(reason, state=state.value, done=done, total=self.progress.total)
         return Outcome(self.run_id, state, int(code), message)
 
-    def interrupted(self, why: str, *, exit_code: int | None = None) -> Outcome:
+    def interrupted(
+        self,
+        why: str,
+        *,
+        exit_code: int | None = None,
+        reason: Interruption = Interruption.SIGNAL,
+    ) -> Outcome:
         # A database that is down cannot record it; the lease then goes stale and the next
         # run takes the run over all the same.
         with contextlib.suppress(DatabaseError):
@@ -133,6 +148,9 @@ class Ending:
             cause=why,
             resume_command=resume,
         )
+        self.hooks.interrupted(
+            reason, state=State.INTERRUPTED.value, done=done, total=self.progress.total
+        )
         code = self.stopper.exit_code if exit_code is None else int(exit_code)
         return Outcome(self.run_id, State.INTERRUPTED, code, message)
 
@@ -149,10 +167,27 @@ class Ending:
             error=error,
             resume_command=f"python manage.py runjob {self.job}",
         )
+        self.hooks.interrupted(
+            Interruption.DATABASE_LOST,
+            state=State.INTERRUPTED.value,
+            done=self.progress.done,
+            total=self.progress.total,
+        )
         return DatabaseUnavailable(
             f"Run #{self.run_id} of {self.job} lost its database and gave up after "
             f"{self.settings.MAX_ATTEMPTS} attempts ({error}). Every committed chunk is kept: "
             f"run `runjob {self.job}` again when the database is back."
+        )
+
+    def lease_lost(self, exc: LeaseLost) -> None:
+        """Another worker has the run now (or it was restarted): this process wrote nothing
+        after that and writes nothing now; the hook is told the state the run row shows."""
+        self.log.error(events.FAILED, error_class="LeaseLost", error=str(exc))
+        state = ""
+        with contextlib.suppress(DatabaseError):
+            state = str(self.store.read().state)
+        self.hooks.interrupted(
+            Interruption.LEASE_LOST, state=state, done=self.done(), total=self.progress.total
         )
 
     def failed(self, exc: BaseException) -> JobFailed:
@@ -164,9 +199,10 @@ class Ending:
             events.FAILED,
             error_class=error_class,
             error=error,
-            done=self.done(),
+            done=(done := self.done()),
             quarantined=self.progress.set_aside,
         )
+        self.hooks.failed(exc, done=done, total=self.progress.total)
         return JobFailed(
             f"Run #{self.run_id} of {self.job} failed: {error} ({error_class}). "
             f"Its checkpoint is kept; after a fix, `runjob {self.job}` resumes it."
@@ -214,6 +250,7 @@ class Ending:
             verification=verification,
             **{k: stats.get(k) for k in _SIZES},
         )
+        self.hooks.completed(state=state.value, done=done, total=self.progress.total)
         return self.report(state, quarantined, note=note)
 
     def report(self, state: State, quarantined: int, *, note: str = "") -> Outcome:

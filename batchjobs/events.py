@@ -38,6 +38,7 @@ VACUUM_STARTED = "job.vacuum_started"
 VACUUM_FAILED = "job.vacuum_failed"
 EFFECT_RETRY = "job.effect_retry"
 EFFECTS_DELIVERED = "job.effects_delivered"
+HOOK_FAILED = "job.hook_failed"
 
 
 def get_logger(**bound: Any) -> structlog.stdlib.BoundLogger:

@@ -95,3 +95,15 @@ class DatabaseFailure(BatchJobError):
     """A database statement failed."""
 
     exit_code = ExitCode.FAILED
+
+
+class InvalidParameter(InvalidOption):
+    """A job parameter's value is refused."""
+
+
+class MissingParameter(InvalidParameter):
+    """A required job parameter was not given."""
+
+
+class ParametersDiffer(RunNotResumable):
+    """The parameters given differ from those the unfinished run was started with."""

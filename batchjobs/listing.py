@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from batchjobs import control, events, outbox, sentences, store
 from batchjobs.models import JobRun, State
+from batchjobs.parameters import as_flags, masked
 from batchjobs.progress import format_duration
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ def run_summary(run: JobRun | None) -> dict[str, Any] | None:
         "started_by": run.started_by,
         "reason": run.reason,
         "options": run.options,
+        "parameters": masked(run.parameters),
         "high_water_mark": run.high_water_mark,
         "cursor": run.cursor,
         "started_at": run.started_at.isoformat() if run.started_at else None,
@@ -115,6 +117,8 @@ def detail_lines(run: dict[str, Any]) -> list[tuple[str, str]]:
         lines.append(("table", size))
     if run["error"]:
         lines.append(("error", run["error"]))
+    if run["parameters"]:
+        lines.append(("parameters", as_flags(run["parameters"])))
     flags = sentences.options(run["options"] or {})
     if flags:
         lines.append(("options", flags))

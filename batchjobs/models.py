@@ -70,6 +70,9 @@ class JobRun(models.Model):
     quarantined = models.IntegerField(default=0)
 
     options = models.JSONField(default=dict, blank=True)
+    # The job's parameters (batchjobs.parameters), as the run was started with them; a
+    # sensitive one as its digest only. A resume runs with these.
+    parameters = models.JSONField(default=dict, blank=True)
     tuning = models.JSONField(default=dict, blank=True, help_text="Live changes for the runner.")
     requested_action = models.CharField(max_length=16, blank=True, default="")
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import enum
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.db import utils as db_utils
 from tenacity import (
@@ -194,11 +196,33 @@ def describe(exc: BaseException) -> tuple[str, str]:
     if type(exc).__name__ == "ValidationError":  # Django's quote the value ("“x” is not ...")
         codes = getattr(exc, "code", None) or "invalid"
         return error_class, f"a value failed validation ({codes})"
-    text = str(exc).strip().splitlines()
+    text = _hide(str(exc)).strip().splitlines()
     message = text[0] if text else type(exc).__name__
     if len(message) > _MAX_MESSAGE:
         message = message[: _MAX_MESSAGE - 3] + "..."
     return error_class, message
+
+
+_HIDDEN: ContextVar[tuple[str, ...]] = ContextVar("batchjobs_hidden", default=())
+_SHORTEST_HIDDEN = 4  # a shorter value would mask innocent text (and is guessed anyway)
+
+
+@contextmanager
+def hiding(values: Iterable[str]) -> Iterator[None]:
+    """Within: ``describe`` shows these strings as ``****`` wherever a message quotes
+    them. The runner hides its job's sensitive parameters, so that an exception a job
+    raises with one in it is logged, stored and shown masked like everything else."""
+    token = _HIDDEN.set(tuple(v for v in values if len(v) >= _SHORTEST_HIDDEN))
+    try:
+        yield
+    finally:
+        _HIDDEN.reset(token)
+
+
+def _hide(text: str) -> str:
+    for value in _HIDDEN.get():
+        text = text.replace(value, "****")
+    return text
 
 
 # Class 42 (syntax error or access rule violation) names objects, not row values; but a

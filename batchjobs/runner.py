@@ -30,6 +30,7 @@ from batchjobs.exceptions import (
     JobFailed,
     LeaseLost,
 )
+from batchjobs.hooks import Hooks
 from batchjobs.job import ResumableJob, RunInfo
 from batchjobs.keyset import Keyset, check_queryset
 from batchjobs.lease import Owner
@@ -37,6 +38,7 @@ from batchjobs.models import JobRun
 from batchjobs.options import RunOptions
 from batchjobs.outbox import Outbox
 from batchjobs.pacing import Pacer, Stop
+from batchjobs.parameters import masked
 from batchjobs.progress import ProgressEstimator, Snapshot
 from batchjobs.quarantine import Quarantine
 from batchjobs.stopping import ForcedStop, Stopper
@@ -56,36 +58,45 @@ class Runner:
         stopper: Stopper | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.job = job
         self.options = options = options or RunOptions()
         self.settings = settings = conf.get()
         self.stopper = stopper or Stopper()
         self.clock = clock
         self.owner = Owner.current()
         self.log = events.get_logger(job=job.name)
+        self._use(job)
+        self.sizer = options.chunk_sizer(settings)
+        self.health_checks = health.load(settings.HEALTH_CHECKS)  # a bad path fails here too
+
+    def _use(self, job: ResumableJob) -> None:
+        """Work on ``job``'s rows: at first the job given, and after the claim the same job
+        with the parameters the run stored, when they differ (a resume)."""
+        self.job = job
         self.queryset: QuerySet[Model] = job.get_queryset()
         check_queryset(self.queryset)
         self.alias = router.db_for_write(self.queryset.model)
         self.connection = connections[self.alias]
-        self.sql_values = job.sql_values(self.connection) if options.sql_side else None
-        if options.sql_side and not self.sql_values:
+        sql_side = self.options.sql_side
+        self.sql_values = job.sql_values(self.connection) if sql_side else None
+        if sql_side and not self.sql_values:
             raise InvalidOption(
                 f"{job.name} has no SQL-side values on {self.connection.vendor}; "
                 "run it without --sql-side."
             )
-        if options.sql_side and job.has_effects():
+        if sql_side and job.has_effects():
             raise InvalidOption(
                 f"{job.name} records outside effects in process(), which --sql-side does not "
                 "call; run it without --sql-side."
             )
-        self.sizer = options.chunk_sizer(settings)
         # The key is checked before anything is claimed: a job whose key cannot be used
         # must not take a run over and then leave it owned by a process that has gone.
         self.unbounded = Keyset(self.queryset, job.key, None)
-        self.health_checks = health.load(settings.HEALTH_CHECKS)  # a bad path fails here too
 
     def run(self) -> Outcome:
-        with self.stopper.installed(on_force=lambda: cancel_statement(self.connection)):
+        with (
+            retry.hiding(self.job.sensitive_values()),
+            self.stopper.installed(on_force=lambda: cancel_statement(self.connection)),
+        ):
             run = Claim(
                 job_name=self.job.name,
                 queryset=self.queryset,
@@ -93,15 +104,20 @@ class Runner:
                 options=self.options,
                 owner=self.owner,
                 alias=self.alias,
+                job=self.job,
             ).run()
             self.log = self.log.bind(run_id=run.pk)
+            # The claim checked that the run's parameters can be used (this cannot raise).
+            job = self.job.for_run(run.parameters, run.pk)
+            if job is not self.job:
+                self._use(job)
             self._assemble(run)
             try:
                 return self._drive(run)
             except ForcedStop:
                 return self.ending.interrupted("a second stop signal")
             except LeaseLost as exc:
-                self.log.error(events.FAILED, error_class="LeaseLost", error=str(exc))
+                self.ending.lease_lost(exc)
                 raise
             except Exception as exc:
                 if self.stopper.requested and not isinstance(exc, BatchJobError):
@@ -119,6 +135,19 @@ class Runner:
         """The collaborators of this run, each given just what it needs."""
         settings, options, clock = self.settings, self.options, self.clock
         self.keyset = replace(self.unbounded, upto=self.unbounded.decode(run.high_water_mark))
+        # The column is nullable, but store.create sets it on every run it makes.
+        assert run.started_at is not None, f"run #{run.pk} has no started_at"
+        self.info = RunInfo(
+            run_id=run.pk,
+            started_at=run.started_at,
+            high_water_mark=self.keyset.upto,
+            job=self.job.name,
+            state=str(run.state),
+            done=run.done,
+            total=run.total,
+            resumed=run.chunks > 0 or run.done > 0,
+        )
+        self.hooks = Hooks(job=self.job, run=self.info, log=self.log)
         self.store = RunStore(alias=self.alias, run_id=run.pk, job=self.job.name, owner=self.owner)
         self.progress = ProgressEstimator(
             total=run.total, done=run.done, started_at=clock(), set_aside=run.quarantined
@@ -193,24 +222,27 @@ class Runner:
             vacuum_lock=options.vacuum_lock(settings),
             max_runtime=options.max_runtime,
             log=self.log,
+            hooks=self.hooks,
         )
 
     def _drive(self, run: JobRun) -> Outcome:
         started = self.clock()
         self.log.info(
             events.STARTED,
-            resumed=run.chunks > 0 or run.done > 0,
+            resumed=self.info.resumed,
             done=run.done,
             total=run.total,
             high_water_mark=run.high_water_mark,
             cursor=run.cursor,
             chunk_size=self.sizer.size,
             options=run.options,
+            parameters=masked(run.parameters),
             started_by=os_user(),
             reason=self.options.reason,
             run_started_by=run.started_by,
             run_reason=run.reason,
         )
+        self.hooks.started()
         # Effects owed by an earlier session (a crash, a stop) go out before any new chunk.
         if (stop := self._deliver(announce=True)) is not None:
             return self.ending.stopped(stop)
@@ -277,8 +309,6 @@ class Runner:
         )
 
     def _finish(self, run: JobRun, started: float, changed: int) -> Outcome:
-        # The column is nullable, but store.create sets it on every run it makes.
-        assert run.started_at is not None, f"run #{run.pk} has no started_at"
         verification = Verifier(
             job=self.job,
             unit=self.unit,
@@ -287,10 +317,7 @@ class Runner:
             stopper=self.stopper,
             chunk_size=lambda: self.sizer.size,
             log=self.log,
-        ).verify(
-            RunInfo(run_id=run.pk, started_at=run.started_at, high_water_mark=self.keyset.upto),
-            checked=self.progress.total,
-        )
+        ).verify(self.info, checked=self.progress.total)
         if verification is None:
             return self.ending.stopped(Stop.SIGNAL)
         if verification.get("remaining"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from batchjobs.parameters import as_flags
 from batchjobs.progress import format_duration
 
 Event = Mapping[str, Any]
@@ -79,6 +80,9 @@ def started(event: Event) -> str:
     reason = event.get("reason") or event.get("run_reason")
     if reason:
         text += f" Reason: {reason}."
+    given = as_flags(event.get("parameters") or {})  # masked already, like every field
+    if given:
+        text += f" Parameters: {given}."
     flags = options(event.get("options") or {})
     if flags:
         text += f" Options: {flags}."
@@ -228,6 +232,14 @@ def effects_delivered(event: Event) -> str:
     return f"{text}; none owed."
 
 
+def hook_failed(event: Event) -> str:
+    return (
+        f"The job's {event.get('hook', '?')} hook raised "
+        f"{_short_class(event.get('error_class'))}: {str(event.get('error') or '?').rstrip('.')}. "
+        "The run's state and checkpoint are as recorded."
+    )
+
+
 SENTENCES: dict[str, Callable[[Event], str]] = {
     "job.started": started,
     "job.finished": finished,
@@ -244,4 +256,5 @@ SENTENCES: dict[str, Callable[[Event], str]] = {
     "job.vacuum_failed": vacuum_failed,
     "job.effect_retry": effect_retry,
     "job.effects_delivered": effects_delivered,
+    "job.hook_failed": hook_failed,
 }

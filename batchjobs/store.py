@@ -222,6 +222,16 @@ def newest_quarantined(job: str, *, using: str = "default") -> JobRun | None:
     )
 
 
+def to_continue(job: str, *, quarantined: bool = False, using: str = "default") -> JobRun | None:
+    """The run a claim would continue (the unfinished one, or with ``quarantined`` the
+    newest with quarantined rows), read without a lock: ``runjob`` reads its parameters
+    when a required one was not given. The claim decides again, under the lock."""
+    if not quarantined:
+        return unfinished(job, using=using)
+    runs = runs_of(job, using=using).filter(state=State.QUARANTINED)
+    return runs.order_by("-created_at", "-id").first()
+
+
 def create(job: str, *, using: str = "default", **fields: Any) -> JobRun:
     run = JobRun.objects.using(using).create(job=job, **fields)
     # The run's start on the database's clock: a job's verification compares with it.

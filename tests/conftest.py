@@ -16,6 +16,10 @@ from urllib.parse import quote
 
 import pytest
 
+# The job authors' testing kit, as a job author's project would load it: its fixtures
+# (``job_runner``) for every test.
+pytest_plugins = ["batchjobs.testing"]
+
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ONLY = (
     "needs PostgreSQL: it runs in the PostgreSQL pass of `make test` "

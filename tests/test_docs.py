@@ -190,8 +190,23 @@ def _command_examples() -> Iterator[tuple[Path, int, str, str]]:
                         yield path, number, command, option
 
 
+def _parameter_options() -> set[str]:
+    """The options the registered jobs' parameters add to ``runjob NAME`` (``--days``,
+    and ``--no-x`` for a boolean ``--x``)."""
+    from batchjobs import registry  # noqa: PLC0415
+
+    found = set()
+    for job in registry.all_jobs():
+        for param in job.parameters.values():
+            found.add(param.option)
+            if param.type is bool:
+                found.add("--no-" + param.option[2:])
+    return found
+
+
 def test_options__examples_in_the_docs_use_real_options() -> None:
     known = {command: _parser_options(command) for command in COMMANDS}
+    known["runjob"] |= _parameter_options()
     wrong = sorted(
         f"{_rel(path)}:{line}: `{command} {option}`"
         for path, line, command, option in _command_examples()

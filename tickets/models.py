@@ -5,6 +5,7 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
+from tickets.search_title import SearchTitleField
 from tickets.tokens import new_token
 
 
@@ -30,6 +31,11 @@ class Ticket(models.Model):
         help_text="When the current token was made; a rotation's verification pass uses it.",
     )
     title = models.CharField(max_length=200)
+    # Filled from the title whenever the model writes the row (save(), bulk_create());
+    # rows from before the column existed get it from `runjob backfill_ticket_search_title`.
+    search_title = SearchTitleField(
+        source="title", help_text="The title normalised for search (tickets.search_title)."
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -50,5 +56,7 @@ class Ticket(models.Model):
                 ]
             else:
                 update_fields = [f for f in update_fields if f not in self.TOKEN_FIELDS]
+                if "title" in update_fields and "search_title" not in update_fields:
+                    update_fields.append("search_title")  # never stale after a title edit
             kwargs["update_fields"] = update_fields
         super().save(*args, **kwargs)

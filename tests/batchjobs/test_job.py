@@ -74,6 +74,26 @@ def test_job__missing_description_is_refused() -> None:
             name = "test_job_undescribed"
 
 
+def test_job__an_init_that_needs_more_than_parameters_is_refused() -> None:
+    """A resume builds the job again from the run's stored values: an __init__ with a
+    required argument would fail then, with a TypeError, after the run was claimed."""
+    with pytest.raises(JobDefinitionError, match=r"Needy.__init__ requires client: a job"):
+
+        class Needy(_Works, ResumableJob):
+            name = "test_job_needy"
+            description = "Needs a client."
+
+            def __init__(self, client: object, **values: Any) -> None:
+                super().__init__(**values)
+                self.client = client
+
+    class Optional(_Works, ResumableJob):  # an optional argument is fine
+        abstract = True
+
+        def __init__(self, client: object = None, **values: Any) -> None:
+            super().__init__(**values)
+
+
 @pytest.mark.parametrize("method", ["get_queryset", "process"])
 def test_job__missing_method_is_refused(method: str) -> None:
     body = {

@@ -130,7 +130,8 @@ def test_registry__unknown_name_notes_the_modules_that_failed_to_import() -> Non
     with pytest.raises(UnknownJob) as caught:
         registry.get("nope")
     assert str(caught.value) == (
-        "Unknown job 'nope'. Known jobs: broken_package_good_job, rotate_item_tokens. "
+        "Unknown job 'nope'. Known jobs: broken_package_good_job, rotate_item_tokens, "
+        "tag_items. "
         f"Note: {EXPLODING}. Note: {MISSING}."
     )
     assert caught.value.exit_code == 2
@@ -163,14 +164,15 @@ def test_listjobs__json_has_an_entry_per_broken_module() -> None:
     assert [e["job"] for e in entries] == [
         "broken_package_good_job",
         "rotate_item_tokens",
+        "tag_items",
         None,
         None,
     ]
-    assert entries[2] == {
+    assert entries[3] == {
         "job": None,
         "module": f"{BROKEN}.exploding",
         "error_class": "RuntimeError",
         "error": "boom at import",
         "runs": [],
     }
-    assert entries[3]["module"] == f"{BROKEN}.missing_dependency"
+    assert entries[4]["module"] == f"{BROKEN}.missing_dependency"

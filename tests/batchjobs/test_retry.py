@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import uuid
@@ -527,7 +528,8 @@ def test_explain__anything_else_says_what_happened_exit_1() -> None:
 
 def test_explain__read_only_sqlite_file_is_exit_77(tmp_path) -> None:
     path = tmp_path / "read-only.sqlite3"
-    sqlite3.connect(path).execute("CREATE TABLE t (x integer)")
+    with contextlib.closing(sqlite3.connect(path)) as making:
+        making.execute("CREATE TABLE t (x integer)")
     read_only = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         with pytest.raises(sqlite3.OperationalError) as caught:

@@ -53,7 +53,8 @@ def parser() -> argparse.ArgumentParser:
         "--repeat",
         type=_positive_int,
         default=1,
-        help="Time each approach this many times (interleaved); report best and median.",
+        help="Time each approach this many times (interleaved); report best and median. "
+        "The ETA under load is measured this many times too.",
     )
     p.add_argument(
         "--with-10m",
@@ -67,6 +68,11 @@ def parser() -> argparse.ArgumentParser:
         help="Also run runjob once more on --rows rows while pgbench updates random tickets "
         "(4 clients, 200 transactions/s), and judge its ETA at 25%% and 50%% against the "
         "time that actually remained (default on; needs pgbench).",
+    )
+    p.add_argument(
+        "--eta-only",
+        action="store_true",
+        help="Measure only the ETA under load (--repeat times): no approaches, no memory probes.",
     )
     p.add_argument(
         "--json",
@@ -114,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             with_10m=args.with_10m,
             job=args.job,
             eta_under_load=args.eta_under_load,
+            eta_only=args.eta_only,
         )
         if created := prepare_database():
             say(created)

@@ -5,10 +5,14 @@ A run's ``job.progress`` events each say (elapsed, done, eta, low, high). Once t
 ended, the time that actually remained at an event is the elapsed time of the last event
 (the last row done) less the event's own. At the events nearest 25% and 50% done, the ETA
 is held to a goal (within 10% and 5% of the truth) and the truth to the range.
+
+One run is one sample of a noisy process (the machine's other load comes and goes), so
+``--repeat`` runs it several times; the summary counts the runs that met each goal.
 """
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -66,6 +70,11 @@ class EtaResult:
     load: str  # the live load, as a sentence
     points: list[Point] = field(default_factory=list)
     finished_seconds: float | None = None  # job.finished's duration (verification included)
+    # What else the machine did: load average before and after, share of CPU time busy.
+    load_before: str = ""
+    load_after: str = ""
+    cpu_busy: float | None = None
+    checkpoints: int | None = None  # started by the server during the run, cluster-wide
 
     def checks(self) -> list[Check]:
         if not self.points or not self.rows:
@@ -84,6 +93,10 @@ class EtaResult:
             "rows": self.rows,
             "load": self.load,
             "finished_seconds": self.finished_seconds,
+            "load_before": self.load_before,
+            "load_after": self.load_after,
+            "cpu_busy": self.cpu_busy,
+            "checkpoints": self.checkpoints,
             "points": [asdict(p) for p in self.points],
             "checks": [
                 {**asdict(c), "error": c.error, "within": c.within, "in_range": c.in_range}
@@ -122,6 +135,14 @@ def format_eta(result: EtaResult) -> str:
             f"{len(result.points)} job.progress events; last row done at {last.elapsed:.1f} s"
             f"{finished}."
         )
+    if result.load_before:
+        busy = "" if result.cpu_busy is None else f"; CPU busy {100 * result.cpu_busy:.0f}%"
+        n = result.checkpoints
+        started = "" if n is None else f"; {n} checkpoint{'' if n == 1 else 's'} started"
+        lines.append(
+            f"Machine: 1-min load average {result.load_before} before, {result.load_after} after"
+            f"{busy}{started} during the run."
+        )
     lines.append("")
     for c in checks:
         at = f"{100 * c.target:.0f}%"
@@ -136,3 +157,27 @@ def format_eta(result: EtaResult) -> str:
             f"{_seconds(c.point.high)}]"
         )
     return "\n".join(lines)
+
+
+def format_eta_runs(results: list[EtaResult]) -> str:
+    """Every run's table; with more than one run, how many met each goal."""
+    parts = [format_eta(r) for r in results]
+    if len(results) < 2:
+        return "\n\n".join(parts)
+    lines = [f"ETA under load, {len(results)} runs:"]
+    for k, (target, tolerance) in enumerate(GOALS):
+        at = f"{100 * target:.0f}%"
+        checks = [r.checks()[k] for r in results if len(r.checks()) > k]
+        errors = [abs(c.error) for c in checks if c.error is not None]
+        median = "n/a" if not errors else f"{100 * statistics.median(errors):.1f}%"
+        signed = ", ".join("n/a" if c.error is None else f"{100 * c.error:+.1f}%" for c in checks)
+        lines.append(
+            f"  eta_seconds at {at} within {100 * tolerance:.0f}%: "
+            f"{sum(c.within for c in checks)} of {len(checks)} runs "
+            f"(errors {signed}; median |error| {median})"
+        )
+        lines.append(
+            f"  the time left at {at} inside [eta_low, eta_high]: "
+            f"{sum(c.in_range for c in checks)} of {len(checks)} runs"
+        )
+    return "\n\n".join([*parts, "\n".join(lines)])

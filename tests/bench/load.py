@@ -21,7 +21,8 @@ from django.db import connection
 
 from tests.bench.approaches import Runjob
 from tests.bench.eta import EtaResult, Point
-from tests.bench.measure import BenchmarkError, run_child
+from tests.bench.machine import busy_share, cpu_times, load_1min
+from tests.bench.measure import BenchmarkError, checkpoints, run_child
 from tests.bench.table import fresh_table, table_name
 
 LOAD_CLIENTS = 4
@@ -62,10 +63,14 @@ def measure_eta_under_load(
     with tempfile.NamedTemporaryFile("w", suffix=".sql", encoding="utf-8") as script:
         script.write(_SCRIPT.format(rows=rows, table=table_name()))
         script.flush()
+        result.load_before, cpu_before, checkpoints_before = load_1min(), cpu_times(), checkpoints()
         load = _start_pgbench(script.name)
         try:
             say(f"ETA under load: runjob {job} with pgbench running...")
             child = run_child(Runjob(job=job).argv(), on_event=on_event)
+            result.load_after, result.cpu_busy = load_1min(), busy_share(cpu_before, cpu_times())
+            if checkpoints_before is not None and (after := checkpoints()) is not None:
+                result.checkpoints = after - checkpoints_before
         finally:
             load.send_signal(signal.SIGINT)
             try:

@@ -42,6 +42,31 @@ def load_average() -> str:
         return "unknown"
 
 
+def load_1min() -> str:
+    """The 1-minute load average: runnable processes, for a run of seconds to a minute."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "unknown"
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(all, idle) CPU time of the whole machine so far, in clock ticks; None off Linux."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(ticks), ticks[3] + ticks[4]  # idle and iowait
+
+
+def busy_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of the machine's CPU time that was busy between two ``cpu_times``."""
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    return 1 - (after[1] - before[1]) / (after[0] - before[0])
+
+
 def _nproc() -> int:
     try:
         return len(os.sched_getaffinity(0))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 
 
 class BenchmarkError(Exception):
@@ -131,6 +131,24 @@ def wal_lsn() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_current_wal_lsn()::text")
         return str(cursor.fetchone()[0])
+
+
+def checkpoints() -> int | None:
+    """Checkpoints the server has started so far (timed, requested by WAL volume or by a
+    ``CHECKPOINT``), cluster-wide: one during a run makes its later chunks write whole pages
+    to the WAL again, and slows them. None when the statistics cannot be read."""
+    queries = (
+        "SELECT num_timed + num_requested FROM pg_stat_checkpointer",  # PostgreSQL 17+
+        "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter",
+    )
+    for sql in queries:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(sql)
+                return int(cursor.fetchone()[0])
+        except DatabaseError:
+            continue
+    return None
 
 
 def wal_bytes_since(lsn: str) -> int:

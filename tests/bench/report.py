@@ -10,7 +10,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tests.bench.eta import EtaResult, format_eta
+from tests.bench.eta import EtaResult, format_eta_runs
 
 SINGLE_UPDATE = "single UPDATE"
 RUNJOB = "runjob (Python tokens)"
@@ -108,7 +108,7 @@ class Report:
     memory: list[Measurement]
     total_seconds: float = 0.0
     load_after: str = ""
-    eta: EtaResult | None = None  # --eta-under-load
+    eta: list[EtaResult] = field(default_factory=list)  # --eta-under-load, one per run
 
     def find(self, approach: str) -> Measurement | None:
         return next((m for m in self.timed if m.approach == approach), None)
@@ -174,13 +174,15 @@ class Report:
             "goals": [asdict(g) for g in self.goals()],
             "total_seconds": self.total_seconds,
             "load_after": self.load_after,
-            "eta_under_load": None if self.eta is None else self.eta.as_dict(),
+            "eta_under_load": [r.as_dict() for r in self.eta] or None,
         }
 
 
 def format_report(report: Report) -> str:
     """The machine, one aligned table, the memory probes and the goals, as plain text."""
     lines = [f"{k + ':':<12} {v}" for k, v in report.machine.items()]
+    if not report.timed:  # --eta-only
+        return "\n".join([*lines, "", format_eta_runs(report.eta), _whole(report)])
     repeat = report.options["repeat"]
     lines += [
         "",
@@ -241,13 +243,17 @@ def format_report(report: Report) -> str:
     for goal in report.goals():
         verdict = "PASS" if goal.passed else "MISS"
         lines.append(f"  {verdict}  {goal.name}: {goal.value}")
-    if report.eta is not None:
-        lines += ["", format_eta(report.eta)]
-    lines += [
-        "",
-        f"Whole benchmark: {report.total_seconds:,.0f} s; load average after: {report.load_after}.",
-    ]
+    if report.eta:
+        lines += ["", format_eta_runs(report.eta)]
+    lines += [_whole(report)]
     return "\n".join(lines)
+
+
+def _whole(report: Report) -> str:
+    return (
+        f"\nWhole benchmark: {report.total_seconds:,.0f} s; "
+        f"load average after: {report.load_after}."
+    )
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

@@ -28,10 +28,15 @@ class Options:
     with_10m: bool = False
     job: str = DEFAULT_JOB
     eta_under_load: bool = False
+    eta_only: bool = False
 
     def __post_init__(self) -> None:
         if self.rows <= 0 or self.naive_rows <= 0 or self.repeat <= 0:
             raise BenchmarkError("--rows, --naive-rows and --repeat must be greater than zero.")
+        if self.eta_only and not self.eta_under_load:
+            raise BenchmarkError(
+                "--eta-only measures the ETA under load: drop --no-eta-under-load."
+            )
 
 
 def run(
@@ -40,13 +45,16 @@ def run(
     approaches: Sequence[Approach] | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> Report:
-    """Measure every approach ``repeat`` times, interleaved, then the memory probes.
+    """Measure every approach ``repeat`` times, interleaved, then the memory probes, then
+    the ETA under load ``repeat`` times (only that with ``eta_only``).
 
     Interleaving (A B C D, A B C D...) rather than A A B B... spreads a slow minute on a
     shared machine over every approach instead of one.
     """
     began = time.perf_counter()
-    if approaches is None:
+    if options.eta_only:
+        approaches = []
+    elif approaches is None:
         approaches = default_approaches(job=options.job, naive_rows=options.naive_rows)
     n = options.rows
     report = Report(machine=describe_machine(), options=asdict(options), timed=[], memory=[])
@@ -64,6 +72,8 @@ def run(
 
         probe_runjob = Runjob(MEMORY, options.job)
         sizes = [MEMORY_PROBE_ROWS, n, *([TEN_MILLION] if options.with_10m else [])]
+        if options.eta_only:
+            sizes = []
         for size in sorted(set(sizes)):
             probe = Measurement(MEMORY, size)
             runjob = report.find(RUNJOB)
@@ -73,7 +83,10 @@ def run(
                 _measure(probe_runjob, probe, size, say)
             report.memory.append(probe)
         if options.eta_under_load:
-            report.eta = measure_eta_under_load(n, job=options.job, say=say)
+            for k in range(options.repeat):
+                if options.repeat > 1:
+                    say(f"-- ETA under load, run {k + 1} of {options.repeat}")
+                report.eta.append(measure_eta_under_load(n, job=options.job, say=say))
     finally:
         say("Emptying the tickets table.")
         with contextlib.suppress(DatabaseError):

@@ -54,3 +54,16 @@ def test_main__refuses_a_database_other_than_postgresql(
     assert cli.main(["--rows", "10"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("python -m tests.bench: The benchmark measures PostgreSQL only;")
+
+
+def test_parser__eta_only_is_off_by_default_and_can_be_asked_for() -> None:
+    assert not cli.parser().parse_args([]).eta_only
+    assert cli.parser().parse_args(["--eta-only", "--repeat", "3"]).eta_only
+
+
+def test_options__refuse_eta_only_without_the_eta() -> None:
+    from tests.bench.measure import BenchmarkError  # noqa: PLC0415
+    from tests.bench.run import Options  # noqa: PLC0415
+
+    with pytest.raises(BenchmarkError, match="--eta-only measures the ETA under load"):
+        Options(eta_only=True, eta_under_load=False)

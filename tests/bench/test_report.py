@@ -44,3 +44,20 @@ def test_format_report__prints_one_row_per_approach_and_the_goals() -> None:
         assert approach in text
     assert text.count("PASS") == 5
     assert "peak RSS MiB" in text
+
+
+def test_format_report__eta_only_has_no_table_of_approaches() -> None:
+    from tests.bench.eta import EtaResult, Point  # noqa: PLC0415
+
+    eta = EtaResult(rows=1_000, load="nothing", points=[Point(10.0, 1_000, 0, 0, 0)])
+    report = bench.Report(
+        machine={"CPU": "test"},
+        options={"rows": 1_000, "repeat": 1},
+        timed=[],
+        memory=[],
+        eta=[eta],
+    )
+    text = bench.format_report(report)
+    assert "ETA under load: runjob on 1,000 rows while nothing." in text
+    assert "approach" not in text and "Goals" not in text
+    assert report.as_dict()["eta_under_load"][0]["rows"] == 1_000

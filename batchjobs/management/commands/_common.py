@@ -16,6 +16,7 @@ from django.db.models import Model
 
 from batchjobs.exceptions import BatchJobError, DatabaseUnavailable, InsufficientPrivilege
 from batchjobs.exit_codes import ExitCode
+from batchjobs.gate import waiting_for
 from batchjobs.models import JobRun, QuarantinedRow
 from batchjobs.retry import explain
 
@@ -73,11 +74,17 @@ def where(alias: str = DEFAULT_DB_ALIAS) -> str:
 
 
 def require_database(
-    alias: str = DEFAULT_DB_ALIAS, *, models: Iterable[type[Model]] = (), needs: str
+    alias: str = DEFAULT_DB_ALIAS,
+    *,
+    models: Iterable[type[Model]] = (),
+    needs: str,
+    job: str | None = None,
 ) -> None:
     """A reachable database whose migrations are applied and whose tables exist: the
     batchjobs tables and those of ``models``. ``needs``: the privileges the command needs,
-    for the message when the database user lacks one."""
+    for the message when the database user lacks one. Migrations that wait for a deploy
+    gate on ``job`` (on any job, with ``None``) may be unapplied: the gate waits for the
+    job to be run (batchjobs.gate)."""
     connection = connections[alias]
     try:
         connection.ensure_connection()
@@ -85,7 +92,9 @@ def require_database(
         raise _unreachable(exc, alias) from None
     try:
         executor = MigrationExecutor(connection)
-        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        waiting = waiting_for(job, plan)
+        pending = [step for step in plan if (step[0].app_label, step[0].name) not in waiting]
         missing = _missing_tables(connection, [JobRun, QuarantinedRow, *models])
     except DatabaseError as exc:
         error = explain(exc, doing=f"Could not read the database's migrations ({where(alias)})")

@@ -1,17 +1,20 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
 from batchjobs import control, events, registry
-from batchjobs.arguments import option
+from batchjobs.arguments import add_parameters, given_parameters, job_name_in, option
+from batchjobs.claim import job_to_run
 from batchjobs.exceptions import BatchJobError
 from batchjobs.job import ResumableJob
 from batchjobs.management.commands._common import BatchCommand, command_error, require_database
 from batchjobs.options import MAX_ROWS, RunOptions
 from batchjobs.progress import format_duration
 from batchjobs.rehearsal import rehearse
+from batchjobs.retry import hiding
 from batchjobs.runner import Runner
 
 # What the database user needs, said when it lacks a privilege (exit 77).
@@ -22,11 +25,39 @@ RUN_NEEDS = (
 CONTROL_NEEDS = "SELECT on django_migrations, and SELECT and UPDATE on batchjobs_jobrun"
 
 
+class _Parser(CommandParser):
+    """runjob's parser, which learns NAME's parameters before it parses: they are options
+    of their own, listed by ``runjob NAME --help``. From the command line and from
+    ``call_command`` alike, everything goes through ``parse_known_args``."""
+
+    _with_parameters = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> tuple[Any, list[str]]:
+        if not self._with_parameters:
+            self._with_parameters = True
+            name = job_name_in(self, [] if args is None else list(args))
+            try:
+                job_class = registry.get(name) if name else None
+            except BatchJobError:
+                job_class = None  # handle() says so, in its one line
+            if job_class is not None:
+                add_parameters(self, job_class)
+        return super().parse_known_args(args, namespace)
+
+
 class Command(BatchCommand):
     help = (
         "Run a resumable batch job, or control its running run. Without options it resumes "
-        "the newest unfinished run of NAME from its checkpoint, or starts a new run."
+        "the newest unfinished run of NAME from its checkpoint, or starts a new run. "
+        "`runjob NAME --help` also lists NAME's parameters."
     )
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.__class__ = _Parser
+        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", metavar="NAME", help="The job's name (see `listjobs`).")
@@ -148,9 +179,14 @@ class Command(BatchCommand):
                 raise command_error(exc, needs=CONTROL_NEEDS) from None
             return
         try:
-            job = job_class()
+            job = job_to_run(
+                job_class,
+                given_parameters(job_class, options),
+                restart=options["restart"],
+                retry_quarantined=options["retry_quarantined"],
+            )
             # The job's table too: after a `migrate --fake` it is missing like ours.
-            require_database(models=[job.get_queryset().model], needs=RUN_NEEDS)
+            require_database(models=[job.get_queryset().model], needs=RUN_NEEDS, job=name)
             if options["dry_run"]:
                 self._dry_run(
                     job,
@@ -206,13 +242,14 @@ class Command(BatchCommand):
         statement_timeout: float | None,
         lock_timeout: float | None,
     ) -> None:
-        result = rehearse(
-            job,
-            sample=sample,
-            sql_side=sql_side,
-            statement_timeout=statement_timeout,
-            lock_timeout=lock_timeout,
-        )
+        with hiding(job.sensitive_values()):  # in the rehearsal's error, as in a run's
+            result = rehearse(
+                job,
+                sample=sample,
+                sql_side=sql_side,
+                statement_timeout=statement_timeout,
+                lock_timeout=lock_timeout,
+            )
         out = self.stdout
         out.write(f"Dry run of {job.name} on {result.sample:,} rows (rolled back):")
         if result.capped_at is not None:

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('batchjobs', '0003_no_pending_state'),
+        ('batchjobs', '0004_jobrun_parameters'),
     ]
 
     operations = [
