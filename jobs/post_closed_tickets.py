@@ -10,19 +10,26 @@ on it. A ticket's token is a secret and never leaves the database.
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.db.models import QuerySet
 
-from batchjobs import Chunk, Delivery, ResumableJob
+from batchjobs import Chunk, Delivery, Param, ResumableJob
 from tickets.models import Ticket
 
 # A receiver that keeps the connection open is given up on after this; the attempt is
 # retried (the wait for it is the only one a stop signal cannot cut short).
 TIMEOUT_SECONDS = 10.0
+
+
+def check_url(url: str) -> None:
+    """Refuse a URL urllib would not POST to, without quoting it (it may carry a
+    credential)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL with a host")
 
 
 def post_json(url: str, body: Any, *, idempotency_key: str, timeout: float) -> None:
@@ -31,8 +38,7 @@ def post_json(url: str, body: Any, *, idempotency_key: str, timeout: float) -> N
     Errors never quote the URL (it may carry a credential): urllib's say the status or
     the socket error only, and a URL that is not http(s) is refused here in the same way.
     """
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise ValueError("the webhook URL must start with http:// or https://")
+    check_url(url)
     request = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
@@ -47,9 +53,16 @@ class PostClosedTickets(ResumableJob):
     name = "post_closed_tickets"
     description = "Post every closed ticket to a webhook (at least once, idempotency key)."
 
-    # TODO(params): becomes `url = Param(str, required=True, sensitive=True, ...)` once
-    # job parameters land; until then the URL comes from the environment.
-    url: ClassVar[str] = os.environ.get("BATCHJOBS_WEBHOOK_URL", "")
+    # Sensitive: a webhook URL often carries its credential. The run keeps a digest only,
+    # so a resume is given it again (the same one): the run's owed effects go where the
+    # run's first ones went.
+    url = Param(
+        str,
+        required=True,
+        sensitive=True,
+        validate=check_url,
+        help="Post each closed ticket to this http(s) URL",
+    )
 
     def get_queryset(self) -> QuerySet[Ticket]:
         return Ticket.objects.filter(status=Ticket.Status.CLOSED)
