@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from batchjobs.bulk import update_by_key
 from batchjobs.chunk import Chunk
+from batchjobs.effects import Delivery
 from batchjobs.job import Interruption, ResumableJob, RunInfo
 from batchjobs.parameters import Param
 
-__all__ = ["Chunk", "Interruption", "Param", "ResumableJob", "RunInfo", "update_by_key"]
+__all__ = [
+    "Chunk",
+    "Delivery",
+    "Interruption",
+    "Param",
+    "ResumableJob",
+    "RunInfo",
+    "update_by_key",
+]

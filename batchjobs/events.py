@@ -36,6 +36,8 @@ FINISHED = "job.finished"
 TUNED = "job.tuned"
 VACUUM_STARTED = "job.vacuum_started"
 VACUUM_FAILED = "job.vacuum_failed"
+EFFECT_RETRY = "job.effect_retry"
+EFFECTS_DELIVERED = "job.effects_delivered"
 HOOK_FAILED = "job.hook_failed"
 
 

@@ -1,8 +1,9 @@
 """``ResumableJob``: the whole API a job author writes against.
 
 A job names and describes itself, says which rows it covers (``get_queryset``) and what to
-do with one chunk of them (``process``). Iteration, checkpoints, transactions, retries,
-progress, signals, locks and the command line belong to the library.
+do with one chunk of them (``process``), and optionally how to do an outside effect
+(``deliver``). Iteration, checkpoints, transactions, retries, progress, signals, locks and
+the command line belong to the library.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from batchjobs.parameters import Bound, Param
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
+
+    from batchjobs.effects import Delivery
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -209,8 +212,27 @@ class ResumableJob:
         """Do the work for one chunk. Runs inside the chunk's transaction, which also moves
         the checkpoint; it may run again for the same rows if the transaction is retried.
         Under ``--dry-run`` it runs on a sample that is rolled back: see ``rehearsing``.
-        Return the number of rows changed, if known."""
+        Return the number of rows changed, if known.
+
+        Database writes here happen at least once and count only if the chunk commits;
+        an outside effect recorded here with ``chunk.effect(key, payload)`` is delivered
+        by ``deliver()`` at least once, never lost once the chunk committed, never by a
+        rehearsal, and with an idempotency key the receiver can de-duplicate on."""
         raise NotImplementedError
+
+    def deliver(self, delivery: Delivery) -> None:
+        """Do one outside effect recorded by ``process`` (send the e-mail, call the
+        webhook), after its chunk committed. Raise to have it retried (with backoff, until
+        it succeeds or the run stops); return once the receiver has it. It may run again
+        for the same effect (a crash between the call and its record): pass
+        ``delivery.idempotency_key`` along so the receiver can tell. Bound every wait with
+        a timeout: a stop signal is only seen between attempts."""
+        raise NotImplementedError
+
+    @classmethod
+    def has_effects(cls) -> bool:
+        """Whether the job implements ``deliver()``, and so may record outside effects."""
+        return cls.deliver is not ResumableJob.deliver
 
     def sql_values(self, connection: BaseDatabaseWrapper) -> dict[str, Any] | None:
         """Optionally, the same new values as database expressions, for ``--sql-side``: the

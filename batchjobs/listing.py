@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
-from batchjobs import control, events, sentences, store
+from batchjobs import control, events, outbox, sentences, store
 from batchjobs.models import JobRun, State
 from batchjobs.parameters import as_flags, masked
 from batchjobs.progress import format_duration
@@ -55,6 +55,7 @@ def run_summary(run: JobRun | None) -> dict[str, Any] | None:
         "error": f"{run.error_message} ({run.error_class})" if run.error_class else None,
         "verification": run.verification,
         "stats": run.stats,
+        "effects": outbox.tally(run.pk, using=run._state.db or "default"),
     }
 
 
@@ -97,6 +98,13 @@ def detail_lines(run: dict[str, Any]) -> list[tuple[str, str]]:
         lines.append(("quarantined", f"{run['quarantined']:,} rows (keys {keys})"))
     if run["verification"]:
         lines.append(("verification", sentences.verified(run["verification"])))
+    effects = run["effects"]
+    if effects["delivered"] or effects["owed"]:
+        text = f"{effects['delivered']:,} delivered, {effects['owed']:,} owed"
+        if effects["failing"]:
+            failing = effects["failing"]
+            text += f"; failing after {failing['attempts']:,} attempts: {failing['last_error']}"
+        lines.append(("effects", text))
     stats = run["stats"]
     before, after = stats.get("table_bytes_before"), stats.get("table_bytes_after")
     if before is not None:

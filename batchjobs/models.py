@@ -132,3 +132,34 @@ class QuarantinedRow(models.Model):
 
     def __str__(self) -> str:
         return f"row {self.key} of run #{self.run_id}"
+
+
+class Effect(models.Model):
+    """An outside effect a chunk recorded (the outbox): written in the chunk's transaction,
+    so it exists exactly when the chunk committed; delivered after the COMMIT, retried
+    until the job's ``deliver()`` succeeds. Kept after delivery, for audit."""
+
+    run = models.ForeignKey(JobRun, on_delete=models.CASCADE, related_name="effects")
+    key = models.JSONField()
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.IntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # A row processed twice in one run (a verification re-sweep) owes one effect.
+            models.UniqueConstraint(fields=["run", "key"], name="batchjobs_one_effect_per_key")
+        ]
+        indexes = [
+            models.Index(
+                fields=["run"],
+                condition=Q(delivered_at__isnull=True),
+                name="batchjobs_effect_undelivered",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"effect for {self.key} of run #{self.run_id}"

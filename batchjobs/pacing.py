@@ -79,6 +79,7 @@ class Pacer:
         self.controls = Controls()
         self._applied_tuning: dict[str, Any] = {}
         self._last_health_check = float("-inf")
+        self._last_poll = float("-inf")
         now = clock()
         self.last_beat = now
         self.deadline = None if max_runtime is None else now + max_runtime
@@ -90,6 +91,18 @@ class Pacer:
     def beat(self) -> None:
         """The heartbeat moved (a committed chunk moves it too)."""
         self.last_beat = self.clock()
+
+    def keep_alive(self) -> None:
+        """Between pieces of work that are neither chunks nor waits (delivering effects one
+        after another): read the operator's requests once a second, as a wait does, and
+        beat the heartbeat when it is due, so a long delivery is neither deaf nor a stall."""
+        now = self.clock()
+        if now - self._last_poll >= 1.0:
+            self._last_poll = now
+            with contextlib.suppress(DatabaseError):  # a lost database: the retries decide
+                self._poll()
+        if now - self.last_beat >= self.settings.HEARTBEAT_SECONDS:
+            self._heartbeat()
 
     def past_deadline(self) -> bool:
         return self.deadline is not None and self.clock() >= self.deadline

@@ -53,6 +53,8 @@ class Rehearsal:
     error: str | None
     # The largest chunk, when the sample asked for was larger (None: not capped).
     capped_at: int | None = None
+    # Outside effects the sample's process() asked for: never recorded, never delivered.
+    effects: int = 0
 
     @property
     def seconds_per_row(self) -> float | None:
@@ -139,7 +141,14 @@ def _rehearse_in_transaction(unit: ChunkUnit, sample: int) -> Rehearsal:
             elapsed = time.perf_counter() - started
             if changed is None and error is None:
                 changed = len(keys)
-    return Rehearsal(sample=len(keys), changed=changed, total=total, seconds=elapsed, error=error)
+    return Rehearsal(
+        sample=len(keys),
+        changed=changed,
+        total=total,
+        seconds=elapsed,
+        error=error,
+        effects=unit.effects_seen,
+    )
 
 
 def _process_rehearsing(unit: ChunkUnit, chunk: Chunk) -> int | None:

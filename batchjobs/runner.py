@@ -3,8 +3,9 @@ something says stop, verify, and turn what happened into an outcome.
 
 The runner writes nothing itself. Every write of the run goes through ``RunStore`` (fenced
 on the lease), every chunk through ``ChunkUnit`` (one transaction with the checkpoint),
-every wait through ``Pacer``; a failing chunk goes to ``Quarantine``, the last check to
-``Verifier``, and the end to ``Ending``.
+every wait through ``Pacer``, every outside effect through ``Courier`` (after its chunk's
+COMMIT; the effects owed from before first); a failing chunk goes to ``Quarantine``, the
+last check to ``Verifier``, and the end to ``Ending``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from batchjobs import conf, events, health, retry
 from batchjobs.attempts import Attempts
 from batchjobs.claim import Claim, os_user
 from batchjobs.database import cancel_statement
+from batchjobs.delivery import Courier
 from batchjobs.ending import Ending, Outcome
 from batchjobs.exceptions import (
     BatchJobError,
@@ -34,6 +36,7 @@ from batchjobs.keyset import Keyset, check_queryset
 from batchjobs.lease import Owner
 from batchjobs.models import JobRun
 from batchjobs.options import RunOptions
+from batchjobs.outbox import Outbox
 from batchjobs.pacing import Pacer, Stop
 from batchjobs.parameters import masked
 from batchjobs.progress import ProgressEstimator, Snapshot
@@ -79,6 +82,11 @@ class Runner:
             raise InvalidOption(
                 f"{job.name} has no SQL-side values on {self.connection.vendor}; "
                 "run it without --sql-side."
+            )
+        if sql_side and job.has_effects():
+            raise InvalidOption(
+                f"{job.name} records outside effects in process(), which --sql-side does not "
+                "call; run it without --sql-side."
             )
         # The key is checked before anything is claimed: a job whose key cannot be used
         # must not take a run over and then leave it owned by a process that has gone.
@@ -168,6 +176,18 @@ class Runner:
             log=self.log,
         )
         self.pacer.with_retries = self.attempts
+        outbox = None
+        self.courier: Courier | None = None
+        if self.job.has_effects():
+            outbox = Outbox(alias=self.alias, run_id=run.pk)
+            self.courier = Courier(
+                job=self.job,
+                outbox=outbox,
+                pacer=self.pacer,
+                with_retries=self.attempts,
+                max_wait=settings.MAX_RETRY_WAIT_SECONDS,
+                log=self.log,
+            )
         self.unit = ChunkUnit(
             job=self.job,
             keyset=self.keyset,
@@ -179,6 +199,7 @@ class Runner:
             sql_values=self.sql_values,
             on_controls=self.pacer.observe,
             rate_and_eta=self._rate_and_eta,
+            outbox=outbox,
         )
         self.quarantine = Quarantine(
             unit=self.unit,
@@ -222,6 +243,9 @@ class Runner:
             run_reason=run.reason,
         )
         self.hooks.started()
+        # Effects owed by an earlier session (a crash, a stop) go out before any new chunk.
+        if (stop := self._deliver(announce=True)) is not None:
+            return self.ending.stopped(stop)
         self.quarantine.retry_owed()
         last_emit, emitted, changed = started, False, 0
         while (stop := self.pacer.between_chunks()) is None:
@@ -236,11 +260,19 @@ class Runner:
             if emitted := now - last_emit >= self.settings.PROGRESS_INTERVAL_SECONDS:
                 self._emit_progress(now)
                 last_emit = now
+            if (stop := self._deliver()) is not None:
+                break
         if stop is not None:
             return self.ending.stopped(stop)
         if not emitted:
             self._emit_progress(self.clock())
         return self._finish(run, started, changed)
+
+    def _deliver(self, *, announce: bool = False) -> Stop | None:
+        """The effects owed, after the COMMIT of the chunks that recorded them."""
+        if self.courier is None:
+            return None
+        return self.courier.deliver_owed(announce=announce)
 
     def _next_chunk(self) -> ChunkResult:
         try:
@@ -293,6 +325,11 @@ class Runner:
                 f"verification found {verification['remaining']} rows still pending after a "
                 "re-sweep"
             )
+        # A run never finishes while it owes an effect (the re-sweep's, a quarantined row's).
+        if (stop := self._deliver()) is not None:
+            return self.ending.stopped(stop)
+        if self.courier is not None:
+            self.courier.report()
         return self.ending.completed(
             verification=verification,
             elapsed=self.clock() - started,

@@ -216,6 +216,22 @@ def vacuum_failed(event: Event) -> str:
     )
 
 
+def effect_retry(event: Event) -> str:
+    return (
+        f"Delivering the effect for key {event.get('key', '?')} failed (attempt "
+        f"{event.get('attempt', '?')}: {event.get('error', '?')}); retrying in "
+        f"{seconds(event.get('wait_seconds'))}. Ctrl-C stops; the effect stays owed."
+    )
+
+
+def effects_delivered(event: Event) -> str:
+    text = f"Delivered {count(event.get('delivered'))} outside effects"
+    pending = event.get("pending")
+    if pending:
+        return f"{text}; {count(pending)} still owed, delivered first by the next run."
+    return f"{text}; none owed."
+
+
 def hook_failed(event: Event) -> str:
     return (
         f"The job's {event.get('hook', '?')} hook raised "
@@ -238,5 +254,7 @@ SENTENCES: dict[str, Callable[[Event], str]] = {
     "job.tuned": tuned,
     "job.vacuum_started": vacuum_started,
     "job.vacuum_failed": vacuum_failed,
+    "job.effect_retry": effect_retry,
+    "job.effects_delivered": effects_delivered,
     "job.hook_failed": hook_failed,
 }

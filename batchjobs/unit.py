@@ -5,9 +5,10 @@ re-sweep and the rehearsal alike (each is a mode of this one path, not a copy of
 One transaction: (1) the per-chunk statement and lock timeouts; (2) the run row locked,
 fenced on the lease, with the authoritative checkpoint and the operator's requests read
 under the lock; (3) the next keys planned after the checkpoint; (4) the job's work; (5) the
-checkpoint moved; (6) COMMIT with stop signals held, so a chunk is all or nothing. A
-crash redoes at most the chunk in flight, and a retry after an ambiguous commit (the
-connection died while COMMIT was on the wire) re-reads the checkpoint and does not redo it.
+checkpoint moved, and the outside effects the work recorded written (the outbox); (6)
+COMMIT with stop signals held, so a chunk is all or nothing. A crash redoes at most the
+chunk in flight, and a retry after an ambiguous commit (the connection died while COMMIT
+was on the wire) re-reads the checkpoint and does not redo it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
@@ -26,6 +27,7 @@ from batchjobs.database import set_local_timeouts
 from batchjobs.job import ResumableJob
 from batchjobs.keyset import Keyset
 from batchjobs.options import Timeouts
+from batchjobs.outbox import Outbox
 from batchjobs.stopping import Stopper
 from batchjobs.store import Controls, RunStore
 
@@ -55,6 +57,7 @@ class ChunkUnit:
         sql_values: dict[str, Any] | None = None,
         on_controls: Callable[[Controls], None] = lambda controls: None,
         rate_and_eta: Callable[[], tuple[float | None, float | None]] = lambda: (None, None),
+        outbox: Outbox | None = None,
     ) -> None:
         self.job = job
         self.keyset = keyset
@@ -66,6 +69,8 @@ class ChunkUnit:
         self.sql_values = sql_values
         self.on_controls = on_controls
         self.rate_and_eta = rate_and_eta
+        self.outbox = outbox  # None: a rehearsal, whose effects are never recorded
+        self.effects_seen = 0  # effects the job's process() asked for, kept or not
 
     @contextmanager
     def transaction(self, *, rollback: bool = False) -> Iterator[Any]:
@@ -95,13 +100,19 @@ class ChunkUnit:
         ranged UPDATE with the job's database expressions."""
         if self.sql_values is not None:
             return int(chunk.queryset.update(**self.sql_values))
+        if self.job.has_effects():
+            chunk = replace(chunk, effects=[])
         changed = self.job.process(chunk)
+        if chunk.effects:
+            self.effects_seen += len(chunk.effects)
+            if self.outbox is not None:
+                self.outbox.record(chunk.effects)  # commits with the chunk, or not at all
         return None if changed is None else int(changed)
 
     def advance(self, last_key: Any, rows: int, *, set_aside: int = 0) -> None:
         """Move the checkpoint past ``last_key`` (inside the transaction, fenced)."""
         assert self.store is not None, "a rehearsal has no checkpoint"
-        _failpoint("before_checkpoint")
+        failpoint("before_checkpoint")
         rate, eta = self.rate_and_eta()
         self.store.advance(
             cursor=self.keyset.encode(last_key), rows=rows, rate=rate, eta=eta, set_aside=set_aside
@@ -145,7 +156,7 @@ class ChunkUnit:
         return ChunkResult(len(keys), self.clock() - started, changed=changed)
 
 
-def _failpoint(name: str) -> None:
+def failpoint(name: str) -> None:
     """A test-only fault injection point: with ``BATCHJOBS_FAILPOINT=NAME:N`` in the
     environment, the Nth time the process passes NAME it kills itself with SIGKILL, so a
     fault test can land a kill -9 exactly there (between the work and the checkpoint)."""

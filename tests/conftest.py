@@ -115,6 +115,26 @@ def cli(transactional_db: None) -> Cli:
 
 
 @pytest.fixture
+def procs(transactional_db: None) -> Iterator[Any]:
+    """Live runner processes (``tests.faults.helpers.Processes``); any still running when
+    the test ends is killed by its pid."""
+    from tests.faults.helpers import Processes  # noqa: PLC0415 - it imports this module
+
+    processes = Processes()
+    yield processes
+    processes.cleanup()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    """A local HTTP receiver for outside effects (``tests.support.receiver.Receiver``)."""
+    from tests.support.receiver import running_receiver  # noqa: PLC0415
+
+    with running_receiver() as running:
+        yield running
+
+
+@pytest.fixture
 def seed(transactional_db: None) -> Callable[[int], int]:
     from tickets.seeding import seed as seed_rows  # noqa: PLC0415
 

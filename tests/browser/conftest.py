@@ -16,7 +16,7 @@ import pytest
 from django.db import connections
 
 from tests.conftest import ROOT, Cli, database_url, wait_for
-from tests.faults.helpers import Processes, backends, free_port, is_postgres, runner_cli
+from tests.faults.helpers import backends, free_port, is_postgres, runner_cli
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 NEEDS_CHROMIUM = "needs Debian's chromium: apt-get install chromium"
@@ -59,13 +59,6 @@ def browser(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator
         # Django keeps connections per asyncio context: the ones opened while the loop ran
         # are not the test's usual one, and would keep the test database from being dropped.
         connections.close_all()
-
-
-@pytest.fixture
-def procs(transactional_db: None) -> Iterator[Processes]:
-    processes = Processes()
-    yield processes
-    processes.cleanup()
 
 
 @pytest.fixture

@@ -261,6 +261,8 @@ class Command(BatchCommand):
             f"  rows that would change: {result.changed if result.changed is not None else 0:,}"
         )
         out.write(f"  uniqueness or other error: {result.error or 'none'}")
+        if job.has_effects():
+            out.write(f"  outside effects a run would deliver: {result.effects:,} (none delivered)")
         if result.seconds_per_row is not None:
             out.write(f"  time per row: {result.seconds_per_row * 1e6:,.1f} us")
             out.write(
