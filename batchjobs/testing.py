@@ -17,6 +17,7 @@ transaction cannot show.
 
 from __future__ import annotations
 
+import json
 import signal
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -36,6 +37,7 @@ from batchjobs.stopping import Stopper
 
 if TYPE_CHECKING:
     from batchjobs.chunk import Chunk
+    from batchjobs.effects import Delivery
     from batchjobs.ending import Outcome
     from batchjobs.models import JobRun
 
@@ -59,6 +61,10 @@ class Recorder:
         self.counts: Counter[Any] = Counter()
         self.key = "pk"  # the job's key, learnt from the job watched
         self.chunks = 0  # chunks committed
+        # Outside effects whose deliver() returned, by effect key (as JSON), and the
+        # idempotency keys each was delivered under.
+        self.deliveries: Counter[str] = Counter()
+        self.delivered_as: dict[str, set[str]] = {}
 
     @contextmanager
     def watching(
@@ -96,6 +102,17 @@ class Recorder:
         vars(job).update(process=recorded, for_run=rebuilt)
         unwrap.callback(vars(job).pop, "for_run")
         unwrap.callback(vars(job).pop, "process")
+        if job.has_effects():
+            deliver = job.deliver
+
+            def delivered(delivery: Delivery) -> None:
+                deliver(delivery)  # counted once the receiver has it: deliver() returned
+                named = _as_json(delivery.key)
+                self.deliveries[named] += 1
+                self.delivered_as.setdefault(named, set()).add(delivery.idempotency_key)
+
+            vars(job)["deliver"] = delivered
+            unwrap.callback(vars(job).pop, "deliver")
 
     def _committed(self, chunk: Chunk, then: Callable[[Chunk], None] | None) -> None:
         self.counts.update(chunk.keys)
@@ -192,13 +209,34 @@ def assert_each_row_once(recorder: Recorder, rows: QuerySet[Model] | Iterable[An
         )
 
 
-def assert_effects_delivered(*args: Any, **kwargs: Any) -> None:
-    """Every outside effect of the run delivered at least once: the place for the check
-    that comes with the effects outbox (not in this version)."""
-    raise NotImplementedError(
-        "assert_effects_delivered arrives with the effects outbox; until then, assert on "
-        "your effect's own record."
-    )
+def assert_effects_delivered(recorder: Recorder, keys: Iterable[Any]) -> None:
+    """The outside effect of every key of ``keys`` was delivered at least once (the job's
+    ``deliver()`` returned), every delivery of one effect carried the same idempotency key,
+    and no other effect was delivered: else an ``AssertionError`` naming them. Delivered
+    more than once is allowed (at least once), under one idempotency key."""
+    expected = {_as_json(k) for k in keys}
+    missing = sorted(k for k in expected if recorder.deliveries[k] == 0)
+    renamed = {k: sorted(ids) for k, ids in sorted(recorder.delivered_as.items()) if len(ids) > 1}
+    unexpected = sorted(k for k in recorder.deliveries if k not in expected)
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} never delivered (keys {missing[:_SHOWN]})")
+    if renamed:
+        shown = dict(list(renamed.items())[:_SHOWN])
+        problems.append(f"{len(renamed)} delivered under several idempotency keys {shown}")
+    if unexpected:
+        problems.append(
+            f"{len(unexpected)} delivered but not expected (keys {unexpected[:_SHOWN]})"
+        )
+    if problems:
+        raise AssertionError(
+            f"Not every effect was delivered, of {len(expected)}: " + "; ".join(problems) + "."
+        )
+
+
+def _as_json(key: Any) -> str:
+    # Effect keys are JSON values (a list is not hashable; 7 and "7" are two keys).
+    return json.dumps(key, sort_keys=True, separators=(",", ":"))
 
 
 class JobRunner:
@@ -218,6 +256,9 @@ class JobRunner:
 
     def assert_each_row_once(self, rows: QuerySet[Model] | Iterable[Any]) -> None:
         assert_each_row_once(self.recorder, rows)
+
+    def assert_effects_delivered(self, keys: Iterable[Any]) -> None:
+        assert_effects_delivered(self.recorder, keys)
 
 
 @pytest.fixture

@@ -14,7 +14,15 @@ from batchjobs import Chunk, Param
 from batchjobs.models import State
 from batchjobs.options import RunOptions
 from batchjobs.rehearsal import rehearse
-from batchjobs.testing import JobRunner, Recorder, assert_each_row_once, run_job
+from batchjobs.testing import (
+    JobRunner,
+    Recorder,
+    assert_each_row_once,
+    assert_effects_delivered,
+    run_job,
+)
+from tests.scenario_jobs.effects import NotifyingItems
+from tests.support.receiver import Receiver
 from tests.testapp.jobs import RotateItemTokens
 from tests.testapp.models import Item
 
@@ -144,3 +152,33 @@ def test_kit__params_construct_the_job_class(ids: list[int], job_runner: JobRunn
     job_runner.assert_each_row_once(ids[:20])
     with pytest.raises(TypeError, match="params are for a job class"):
         run_job(Limited(), {"below": 1})
+
+
+# -- outside effects: delivered at least once ---------------------------------------------
+
+
+def test_kit__effects_stopped_and_resumed_are_each_delivered(
+    ids: list[int], job_runner: JobRunner, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCENARIO_RECEIVER_URL", receiver.url)
+    stopped = job_runner.run(NotifyingItems, options=OPTIONS, stop_after_chunks=2)
+    assert stopped.run.state == State.INTERRUPTED
+    # Half way (the second chunk's effects are owed: the stop came before their delivery),
+    # the assertion fails.
+    with pytest.raises(AssertionError, match=r"of 50: (30|40) never delivered"):
+        job_runner.assert_effects_delivered(ids)
+
+    job_runner.run(NotifyingItems, options=OPTIONS)
+    job_runner.assert_each_row_once(ids)
+    job_runner.assert_effects_delivered(ids)
+    assert receiver.delivered() == 50  # in process, nothing crashed: each once
+
+
+def test_kit__the_effects_assertion_fails_for_keys_not_expected_or_renamed() -> None:
+    recorder = Recorder()
+    recorder.deliveries.update({"1": 1, "2": 2})
+    recorder.delivered_as.update({"1": {"7:1"}, "2": {"7:2", "8:2"}})
+    with pytest.raises(AssertionError) as caught:
+        assert_effects_delivered(recorder, [2])
+    assert "1 delivered under several idempotency keys {'2': ['7:2', '8:2']}" in str(caught.value)
+    assert "1 delivered but not expected (keys ['1'])" in str(caught.value)
