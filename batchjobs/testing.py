@@ -188,25 +188,17 @@ def assert_each_row_once(recorder: Recorder, rows: QuerySet[Model] | Iterable[An
     skipped, repeated and unexpected."""
     keys = rows.values_list(recorder.key, flat=True) if isinstance(rows, QuerySet) else rows
     expected = set(keys)
-    skipped = sorted(k for k in expected if recorder.counts[k] == 0)
     repeated = {k: n for k, n in sorted(recorder.counts.items()) if k in expected and n > 1}
-    unexpected = sorted(k for k in recorder.counts if k not in expected)
-    problems = []
-    if skipped:
-        problems.append(f"{len(skipped)} never processed (keys {skipped[:_SHOWN]})")
-    if repeated:
-        shown = dict(list(repeated.items())[:_SHOWN])
-        problems.append(f"{len(repeated)} processed more than once ({{key: times}} {shown})")
-    if unexpected:
-        problems.append(
-            f"{len(unexpected)} processed but not expected (keys {unexpected[:_SHOWN]})"
-        )
-    if problems:
-        raise AssertionError(
-            f"Not every row was processed exactly once, of {len(expected)}: "
-            + "; ".join(problems)
-            + "."
-        )
+    _verdict(
+        f"Not every row was processed exactly once, of {len(expected)}",
+        never=("never processed", "keys ", sorted(k for k in expected if recorder.counts[k] == 0)),
+        twice=("processed more than once", "{key: times} ", repeated),
+        other=(
+            "processed but not expected",
+            "keys ",
+            sorted(k for k in recorder.counts if k not in expected),
+        ),
+    )
 
 
 def assert_effects_delivered(recorder: Recorder, keys: Iterable[Any]) -> None:
@@ -215,23 +207,32 @@ def assert_effects_delivered(recorder: Recorder, keys: Iterable[Any]) -> None:
     and no other effect was delivered: else an ``AssertionError`` naming them. Delivered
     more than once is allowed (at least once), under one idempotency key."""
     expected = {_as_json(k) for k in keys}
-    missing = sorted(k for k in expected if recorder.deliveries[k] == 0)
     renamed = {k: sorted(ids) for k, ids in sorted(recorder.delivered_as.items()) if len(ids) > 1}
-    unexpected = sorted(k for k in recorder.deliveries if k not in expected)
+    _verdict(
+        f"Not every effect was delivered, of {len(expected)}",
+        never=(
+            "never delivered",
+            "keys ",
+            sorted(k for k in expected if recorder.deliveries[k] == 0),
+        ),
+        twice=("delivered under several idempotency keys", "{key: keys} ", renamed),
+        other=(
+            "delivered but not expected",
+            "keys ",
+            sorted(k for k in recorder.deliveries if k not in expected),
+        ),
+    )
+
+
+def _verdict(headline: str, **found: tuple[str, str, list[Any] | dict[Any, Any]]) -> None:
+    """Raise ``AssertionError`` naming what was found (a few keys of each), if anything."""
     problems = []
-    if missing:
-        problems.append(f"{len(missing)} never delivered (keys {missing[:_SHOWN]})")
-    if renamed:
-        shown = dict(list(renamed.items())[:_SHOWN])
-        problems.append(f"{len(renamed)} delivered under several idempotency keys {shown}")
-    if unexpected:
-        problems.append(
-            f"{len(unexpected)} delivered but not expected (keys {unexpected[:_SHOWN]})"
-        )
+    for what, label, keys in found.values():
+        if keys:
+            shown = dict(list(keys.items())[:_SHOWN]) if isinstance(keys, dict) else keys[:_SHOWN]
+            problems.append(f"{len(keys)} {what} ({label}{shown})")
     if problems:
-        raise AssertionError(
-            f"Not every effect was delivered, of {len(expected)}: " + "; ".join(problems) + "."
-        )
+        raise AssertionError(f"{headline}: " + "; ".join(problems) + ".")
 
 
 def _as_json(key: Any) -> str:

@@ -180,5 +180,7 @@ def test_kit__the_effects_assertion_fails_for_keys_not_expected_or_renamed() -> 
     recorder.delivered_as.update({"1": {"7:1"}, "2": {"7:2", "8:2"}})
     with pytest.raises(AssertionError) as caught:
         assert_effects_delivered(recorder, [2])
-    assert "1 delivered under several idempotency keys {'2': ['7:2', '8:2']}" in str(caught.value)
+    assert "1 delivered under several idempotency keys ({key: keys} {'2': ['7:2', '8:2']})" in str(
+        caught.value
+    )
     assert "1 delivered but not expected (keys ['1'])" in str(caught.value)
