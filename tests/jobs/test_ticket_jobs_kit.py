@@ -1,6 +1,8 @@
-"""close_idle_tickets with the testing kit: stopped as SIGTERM would stop it and resumed
-with its parameters, every idle ticket is closed by exactly one committed chunk, although
-closing takes the ticket out of the job's own queryset.
+"""The ticket jobs with parameters, with the testing kit. close_idle_tickets: stopped as
+SIGTERM would stop it and resumed with its parameters, every idle ticket is closed by
+exactly one committed chunk, although closing takes the ticket out of the job's own
+queryset. post_closed_tickets: every closed ticket posted at least once, under one
+idempotency key, to a real local HTTP receiver.
 
 (backfill_ticket_search_title is not tested here: at the current schema its column is
 NOT NULL, so there is nothing to backfill; tests/jobs/test_backfill_and_gate.py runs it
@@ -16,6 +18,8 @@ from batchjobs.models import State
 from batchjobs.options import RunOptions
 from batchjobs.testing import JobRunner
 from jobs.close_idle_tickets import CloseIdleTickets
+from jobs.post_closed_tickets import PostClosedTickets
+from tests.support.receiver import Receiver
 from tickets.models import Ticket
 from tickets.seeding import seed
 
@@ -43,3 +47,23 @@ def test_close_idle_tickets__stopped_and_resumed_closes_each_idle_ticket_once(
     closed = Ticket.objects.filter(status=Ticket.Status.CLOSED)
     assert set(closed.filter(id__in=not_closed).values_list("id", flat=True)) == set(idle)
     assert not closed.filter(id__in=busy).exists()
+
+
+def test_post_closed_tickets__stopped_and_resumed_posts_each_closed_ticket(
+    job_runner: JobRunner, receiver: Receiver
+) -> None:
+    seed(300)
+    closed = list(Ticket.objects.filter(status=Ticket.Status.CLOSED).values_list("id", flat=True))
+    params = {"url": receiver.url}  # sensitive: a resume is given it again
+    options = RunOptions(batch_size=20)
+
+    stopped = job_runner.run(
+        PostClosedTickets, params=params, options=options, stop_at_key=closed[50]
+    )
+    assert stopped.run.state == State.INTERRUPTED
+    resumed = job_runner.run(PostClosedTickets, params=params, options=options)
+    assert (resumed.run.pk, resumed.run.state) == (stopped.run.pk, State.SUCCEEDED)
+
+    job_runner.assert_each_row_once(closed)
+    job_runner.assert_effects_delivered(closed)
+    assert sorted(body["id"] for body in receiver.bodies().values()) == closed
