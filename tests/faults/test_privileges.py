@@ -26,7 +26,9 @@ RUN_NEEDS = (
     "UPDATE on the job's table, SELECT on django_migrations, and TEMPORARY on the database"
 )
 CONTROL_NEEDS = "SELECT on django_migrations, and SELECT and UPDATE on batchjobs_jobrun"
-LIST_NEEDS = "SELECT on django_migrations, batchjobs_jobrun and batchjobs_quarantinedrow"
+LIST_NEEDS = (
+    "SELECT on django_migrations, batchjobs_jobrun, batchjobs_quarantinedrow and batchjobs_effect"
+)
 
 
 @pytest.fixture
