@@ -95,6 +95,22 @@ def test_listjobs__read_only_user_can_list(cli, role_url) -> None:
     assert "succeeded" in result.stdout
 
 
+@pytest.mark.parametrize("detail", [[], [JOB], [JOB, "--json"]])
+def test_listjobs__the_documented_grants_are_enough(cli, role_url, detail: list[str]) -> None:
+    """listjobs with exactly what docs/operations.md lists for it: the run's detail reads
+    its outside effects (batchjobs_effect) too."""
+    JobRun.objects.create(job=JOB, state=State.SUCCEEDED, total=3, done=3)
+    role, url = role_url(None)
+    with connection.cursor() as c:
+        c.execute(
+            "GRANT SELECT ON django_migrations, batchjobs_jobrun, batchjobs_quarantinedrow, "
+            f'batchjobs_effect TO "{role}"'
+        )
+    result = cli.run("listjobs", *detail, env={"DATABASE_URL": url})
+    assert result.returncode == 0, result.stderr
+    assert "succeeded" in result.stdout
+
+
 @pytest.mark.parametrize(
     ("command", "needs"),
     [
