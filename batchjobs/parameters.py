@@ -293,15 +293,21 @@ def bind(
 
 
 def _restored(job: str, param: Param[Any], stored: Any, run_id: int | None) -> Any:
+    run = f"Run #{run_id}" if run_id is not None else "The run"
+    again = f"give {param.option} again to continue it."
     if not param.sensitive:
+        if isinstance(stored, str) and stored.startswith(_DIGEST):
+            # Sensitive when the run began (the job changed since): the digest is not the
+            # value, and must never become it.
+            raise MissingParameter(
+                f"{run} of {job} stored {param.option} as sensitive (not its value): {again}"
+            )
         return param.from_stored(stored)
     default = param.default_value()
     if stored is None or param.stored(default, job=job) == stored:
         return default
-    run = f"Run #{run_id}" if run_id is not None else "The run"
     raise MissingParameter(
-        f"{run} of {job} was started with a sensitive {param.option}, which is not stored: "
-        f"give {param.option} again to continue it."
+        f"{run} of {job} was started with a sensitive {param.option}, which is not stored: {again}"
     )
 
 

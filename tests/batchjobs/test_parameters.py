@@ -25,7 +25,7 @@ from batchjobs.exceptions import (
 )
 from batchjobs.models import JobRun, QuarantinedRow, State
 from batchjobs.options import RunOptions
-from batchjobs.parameters import MASK
+from batchjobs.parameters import MASK, bind
 from batchjobs.runner import Runner
 from tests.conftest import events_of
 from tests.testapp.jobs import TagItems
@@ -313,6 +313,21 @@ def test_runner__a_sensitive_parameter_must_be_given_again_and_match(seed_items)
     Runner(TagItems(title="t", api_key=SECRET)).run()
     run.refresh_from_db()
     assert run.state == State.SUCCEEDED
+
+
+def test_bind__a_digest_stored_when_the_parameter_was_sensitive_is_never_a_value() -> None:
+    """The job changed between start and resume (sensitive=True dropped): the run holds a
+    digest, not the value, and must not run with the digest as its value."""
+    was = Param(str, sensitive=True)
+    was.name = "api_key"
+    now = Param(str)
+    now.name = "api_key"
+    stored = {"api_key": was.stored(SECRET, job="tag_items")}
+    with pytest.raises(MissingParameter, match=r"stored --api-key as sensitive .*give --api-key"):
+        bind("tag_items", {"api_key": now}, {}, stored=stored, from_run=7)
+    assert bind("tag_items", {"api_key": now}, {"api_key": "k"}, stored=stored).values == {
+        "api_key": "k"
+    }
 
 
 # -- through runjob and listjobs -----------------------------------------------------------
