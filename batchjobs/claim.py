@@ -202,21 +202,8 @@ class Claim:
         return run
 
     def _check_parameters(self, run: JobRun) -> None:
-        """Before anything is written: the given parameters match the run's, and the
-        run's can be used (a sensitive one given again); else a refusal saying how."""
-        if self.job is None:
-            return
-        differences = self.job.parameter_differences(run.parameters)
-        if differences:
-            # Starting over needs the required ones too: those not given are the run's.
-            required = {
-                name: run.parameters[name]
-                for name, param in self.job.parameters.items()
-                if param.required and name in run.parameters
-            }
-            wanted = {**required, **self.job.given_parameters()}
-            raise ParametersDiffer(differs_message(self.job_name, run.pk, differences, wanted))
-        self.job.for_run(run.parameters, run.pk)  # MissingParameter: a sensitive one
+        if self.job is not None:
+            check_parameters(self.job, run)
 
     def _reopen_quarantined(self) -> JobRun:
         run = store.newest_quarantined(self.job_name, using=self.alias)
@@ -227,6 +214,23 @@ class Claim:
 
 class _TableLocked(Exception):
     """The job's table stayed locked while a new run measured it (the run row was not)."""
+
+
+def check_parameters(job: ResumableJob, run: JobRun) -> ResumableJob:
+    """Before anything is written: the parameters given to ``job`` match ``run``'s, and
+    the run's can be used (a sensitive one given again); else a refusal saying how. The
+    job as it runs ``run``."""
+    differences = job.parameter_differences(run.parameters)
+    if differences:
+        # Starting over needs the required ones too: those not given are the run's.
+        required = {
+            name: run.parameters[name]
+            for name, param in job.parameters.items()
+            if param.required and name in run.parameters
+        }
+        wanted = {**required, **job.given_parameters()}
+        raise ParametersDiffer(differs_message(job.name, run.pk, differences, wanted))
+    return job.for_run(run.parameters, run.pk)  # MissingParameter: a sensitive one
 
 
 def differs_message(
@@ -266,6 +270,26 @@ def job_to_run(
         if run is None:
             raise
         return job_class.resuming(run.parameters, run.pk, **given)
+
+
+def as_continued(
+    job: ResumableJob,
+    *,
+    restart: bool = False,
+    retry_quarantined: bool = False,
+    alias: str = "default",
+) -> ResumableJob:
+    """``job`` as a run of it would be run now: with an unfinished run to continue, with
+    the values that run stored where none were given, refused as the claim would refuse
+    it. For ``--dry-run``, which claims nothing: it rehearses what the run would do (the
+    cutoff a resume keeps, say), not what a new run would. Nothing is written."""
+    if restart:
+        return job
+    try:
+        run = store.to_continue(job.name, quarantined=retry_quarantined, using=alias)
+    except DatabaseError as exc:
+        raise explain(exc, doing=f"Could not read the run of {job.name}") from None
+    return job if run is None else check_parameters(job, run)
 
 
 def locked_message(job_name: str, run: JobRun | None) -> str:

@@ -10,8 +10,10 @@ between its migrations, in real processes.)"""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
+from django.core.management import call_command
 from django.utils import timezone
 
 from batchjobs.models import State
@@ -67,3 +69,30 @@ def test_post_closed_tickets__stopped_and_resumed_posts_each_closed_ticket(
     job_runner.assert_each_row_once(closed)
     job_runner.assert_effects_delivered(closed)
     assert sorted(body["id"] for body in receiver.bodies().values()) == closed
+
+
+def test_close_idle_tickets__a_dry_run_rehearses_what_the_resume_would_close(
+    job_runner: JobRunner,
+) -> None:
+    """An unfinished run keeps the cutoff it began with (its stored --as-of); a dry run
+    given only --days must rehearse the rows the resume would close, not those a new run's
+    cutoff (now) would."""
+    seed(140)
+    Ticket.objects.update(status=Ticket.Status.OPEN)
+    ids = sorted(Ticket.objects.values_list("id", flat=True))
+    now = timezone.now()
+    Ticket.objects.filter(id__in=ids[:40]).update(updated_at=now - timedelta(days=200))
+    Ticket.objects.filter(id__in=ids[40:]).update(updated_at=now - timedelta(days=60))
+    as_of = now - timedelta(days=100)  # idle: not updated for 30 days before that
+    stopped = job_runner.run(
+        CloseIdleTickets,
+        params={"days": 30, "as_of": as_of},
+        options=RunOptions(batch_size=10),
+        stop_after_chunks=1,
+    )
+    assert (stopped.run.state, stopped.run.done) == (State.INTERRUPTED, 10)
+
+    out = io.StringIO()
+    call_command("runjob", "close_idle_tickets", "--days", "30", "--dry-run", stdout=out)
+    # The 30 left by the run's cutoff; by a cutoff made now it would be 130.
+    assert "Dry run of close_idle_tickets on 30 rows (rolled back)" in out.getvalue()

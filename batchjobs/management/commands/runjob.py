@@ -7,7 +7,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from batchjobs import control, events, registry
 from batchjobs.arguments import add_parameters, given_parameters, job_name_in, option
-from batchjobs.claim import job_to_run
+from batchjobs.claim import as_continued, job_to_run
 from batchjobs.exceptions import BatchJobError
 from batchjobs.job import ResumableJob
 from batchjobs.management.commands._common import BatchCommand, command_error, require_database
@@ -189,7 +189,11 @@ class Command(BatchCommand):
             require_database(models=[job.get_queryset().model], needs=RUN_NEEDS, job=name)
             if options["dry_run"]:
                 self._dry_run(
-                    job,
+                    as_continued(
+                        job,
+                        restart=options["restart"],
+                        retry_quarantined=options["retry_quarantined"],
+                    ),
                     sample=options["sample"] or options["batch_size"] or 1_000,
                     sql_side=options["sql_side"],
                     statement_timeout=options["statement_timeout"],
