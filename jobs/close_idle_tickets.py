@@ -44,8 +44,7 @@ class CloseIdleTickets(ResumableJob):
     as_of = Param(
         datetime,
         default=timezone.now,
-        help="Count the days back from this moment (ISO 8601; default: when the run is "
-        "created; a resume keeps the run's)",
+        help="Count the days back from this moment (ISO 8601; a resume keeps the run's)",
     )
 
     @property
