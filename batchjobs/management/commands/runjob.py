@@ -7,7 +7,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from batchjobs import control, events, registry
 from batchjobs.arguments import add_parameters, given_parameters, job_name_in, option
-from batchjobs.claim import as_continued, job_to_run
+from batchjobs.continuing import as_continued, job_to_run
 from batchjobs.exceptions import BatchJobError
 from batchjobs.job import ResumableJob
 from batchjobs.management.commands._common import BatchCommand, command_error, require_database
