@@ -6,6 +6,7 @@ PostgreSQL is the production target; SQLite is the embedded default so that a fi
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import urllib.parse
@@ -32,6 +33,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "batchjobs",
     "tickets",
+    # The Tasks framework's database backend keeps its tasks in a table of its own: installed
+    # whichever backend is chosen, so the schema never depends on an environment variable.
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -163,3 +167,50 @@ BATCHJOBS_JOB_PACKAGES = [
     "jobs",
     *filter(None, os.environ.get("BATCHJOBS_EXTRA_JOB_PACKAGES", "").split(",")),
 ]
+
+# -- Django's Tasks framework: where `runjob --enqueue` puts its workers (docs/operations.md)
+
+# The queue batchjobs' tasks go to (BATCHJOBS_TASK_QUEUE), apart from the application's own
+# short tasks, so a long run never delays them and its workers can be started on their own.
+BATCHJOBS_TASK_QUEUE = "batchjobs"
+_TASKS_BACKENDS = ("database", "rq", "immediate")
+# Django 6 has the framework built in; before it, the backport (django-tasks) is it.
+_TASKS_PACKAGE = "django.tasks" if importlib.util.find_spec("django.tasks") else "django_tasks"
+
+
+def _tasks_from_environment() -> tuple[dict[str, Any], list[str], dict[str, Any]]:
+    """``TASKS``, the apps its backend needs, and django-rq's ``RQ_QUEUES``, from
+    ``BATCHJOBS_TASKS_BACKEND`` (database, the default; rq; immediate) and ``REDIS_URL``."""
+    name = os.environ.get("BATCHJOBS_TASKS_BACKEND", "").strip().lower() or "database"
+    queues = ["default", BATCHJOBS_TASK_QUEUE]
+    if name == "database":
+        backend = {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": queues}
+        return {"default": backend}, [], {}
+    if name == "immediate":
+        # Runs each task at once, in the process that enqueues it: for tests and trials.
+        backend = {"BACKEND": f"{_TASKS_PACKAGE}.backends.immediate.ImmediateBackend"}
+        return {"default": {**backend, "QUEUES": queues}}, [], {}
+    if name == "rq":
+        if importlib.util.find_spec("django_tasks_rq") is None:
+            raise ImproperlyConfigured(
+                "BATCHJOBS_TASKS_BACKEND=rq needs django-tasks-rq: pip install 'batchjobs[rq]'."
+            )
+        url = os.environ.get("REDIS_URL", "").strip() or "redis://127.0.0.1:6379/0"
+        # RQ kills a job after its queue's timeout (180 s unless told): mid-chunk, its slice
+        # left to go stale. A task bounds itself (BATCHJOBS_TASK_MAX_SECONDS, the per-chunk
+        # statement timeouts), so RQ is told never to (-1).
+        rq_queues = {q: {"URL": url, "DEFAULT_TIMEOUT": -1} for q in queues}
+        backend = {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": queues}
+        return {"default": backend}, ["django_rq"], rq_queues
+    raise ImproperlyConfigured(
+        f"BATCHJOBS_TASKS_BACKEND is {name!r}, which is not one of {', '.join(_TASKS_BACKENDS)}."
+    )
+
+
+TASKS, _tasks_apps, RQ_QUEUES = _tasks_from_environment()
+# The backport is an app (its system checks of TASKS); Django 6's framework needs none.
+INSTALLED_APPS += ["django_tasks"] if _TASKS_PACKAGE == "django_tasks" else []
+INSTALLED_APPS += _tasks_apps
+# `rqworker` runs Django's tasks only with django-tasks-rq's job class; set here, the
+# command needs no --job-class.
+RQ = {"JOB_CLASS": "django_tasks_rq.Job"}
