@@ -26,6 +26,12 @@ class Settings:
     STALE_AFTER_SECONDS: float = 120.0
     MAX_QUARANTINED: int = 10
     HEALTH_CHECKS: tuple[str, ...] = ()
+    # A task of Django's Tasks framework works this long on a run, then enqueues its
+    # successor: a worker process is freed every few minutes (a deploy can restart it) and no
+    # task outlives its backend's patience.
+    TASK_MAX_SECONDS: float = 300.0
+    # The queue those tasks go to, apart from the application's own (TASKS' QUEUES lists it).
+    TASK_QUEUE: str = "batchjobs"
 
 
 def get() -> Settings:

@@ -107,3 +107,15 @@ class MissingParameter(InvalidParameter):
 
 class ParametersDiffer(RunNotResumable):
     """The parameters given differ from those the unfinished run was started with."""
+
+
+class TaskQueueUnavailable(BatchJobError):
+    """The task queue cannot be reached (Redis down?); no more tasks were enqueued."""
+
+    exit_code = ExitCode.DATABASE_UNAVAILABLE
+
+
+class TasksMisconfigured(BatchJobError):
+    """Django's Tasks framework is not set up to run batchjobs' tasks (see TASKS)."""
+
+    exit_code = ExitCode.USAGE
