@@ -65,6 +65,9 @@ RUNJOB_OPTIONS = frozenset(
         "cancel",
         "tune",
         "sample",
+        "workers",
+        "worker_for",
+        "enqueue",
         # Django's own
         "help",
         "version",

@@ -16,7 +16,7 @@ from django.db.models import Model, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from batchjobs import store
+from batchjobs import slice_store, store
 from batchjobs.continuing import check_parameters
 from batchjobs.database import lock_holders, set_local_timeouts, table_bytes
 from batchjobs.exceptions import RunBusy, RunNotResumable
@@ -42,6 +42,9 @@ class Claim:
     # The job whose parameters a new run stores and a resumed one must match (None: a
     # caller that knows of no parameters; the run then stores none).
     job: ResumableJob | None = None
+    # Shared by workers: a new run gets slices, a single-process one is made sliced, and a
+    # sliced run that live workers own is joined rather than refused.
+    sliced: bool = False
 
     def run(self) -> JobRun:
         """The run this process now owns, or a ``BatchJobError`` saying why not."""
@@ -62,7 +65,7 @@ class Claim:
         # which the running job takes back as soon as it lets it go.
         current = store.unfinished(self.job_name, using=self.alias)
         if current is not None and alive(current, alias=self.alias, claiming=True):
-            raise RunBusy(busy_message(self.job_name, current))
+            return self._join(current)
         try:
             with transaction.atomic(using=self.alias):
                 # A run row locked by a lost host's open transaction must not hang us.
@@ -82,7 +85,7 @@ class Claim:
                         raise RunNotResumable(f"{self.job_name} has no unfinished run to resume.")
                     return self._create()
                 if alive(current, alias=self.alias, claiming=True):
-                    raise RunBusy(busy_message(self.job_name, current))
+                    return self._join(current)
                 if self.options.restart:
                     # Leaving RUNNING clears the owner: a frozen old process that wakes up
                     # fails its next fence and writes nothing to the abandoned run.
@@ -124,6 +127,14 @@ class Claim:
             if current is not None and alive(current, alias=self.alias, claiming=True):
                 raise RunBusy(busy_message(self.job_name, current)) from None
             raise RunBusy(locked_message(self.job_name, current)) from None
+
+    def _join(self, current: JobRun) -> JobRun:
+        """A live run: more workers for a sliced one (same parameters), else refused."""
+        joinable = self.sliced and current.sliced and current.state == State.RUNNING
+        if not joinable or self.options.restart or self.options.retry_quarantined:
+            raise RunBusy(busy_message(self.job_name, current))
+        self._check_parameters(current)
+        return current
 
     def _owner_fields(self) -> dict[str, Any]:
         return {
@@ -171,7 +182,7 @@ class Claim:
             if classify(exc) is ErrorKind.LOCK_TIMEOUT:
                 raise _TableLocked() from exc  # said outside the aborted transaction
             raise
-        return store.create(
+        run = store.create(
             self.job_name,
             using=self.alias,
             state=State.RUNNING,
@@ -182,22 +193,35 @@ class Claim:
             started_by=os_user(),
             reason=self.options.reason,
             stats={"table_bytes_before": size, "sessions": [self._session()]},
+            sliced=self.sliced,
             **self._owner_fields(),
         )
+        if self.sliced:
+            slice_store.create_first(run, using=self.alias)
+        return run
 
     def _take_over(self, run: JobRun) -> JobRun:
         self._check_parameters(run)
         stats = dict(run.stats)
         stats["sessions"] = [*stats.get("sessions", []), self._session()][-_SESSIONS_KEPT:]
+        if run.sliced and not self.sliced:
+            raise RunNotResumable(
+                f"Run #{run.pk} of {self.job_name} is shared by workers; continue it with "
+                f"`runjob {self.job_name} --workers N`."
+            )
+        convert = self.sliced and not run.sliced
         store.transition(
             run,
             State.RUNNING,
             using=self.alias,
             stats=stats,
             options=self._recorded_options(),
+            sliced=run.sliced or self.sliced,
             **self._owner_fields(),
         )
         run.refresh_from_db()
+        if convert:  # a single process's run, shared from its checkpoint on
+            slice_store.create_first(run, using=self.alias, done_upto=run.cursor)
         return run
 
     def _check_parameters(self, run: JobRun) -> None:

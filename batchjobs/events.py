@@ -39,6 +39,12 @@ VACUUM_FAILED = "job.vacuum_failed"
 EFFECT_RETRY = "job.effect_retry"
 EFFECTS_DELIVERED = "job.effects_delivered"
 HOOK_FAILED = "job.hook_failed"
+# A sliced run's workers: a slice taken (claimed or split off), done, or given up.
+SLICE_CLAIMED = "slice.claimed"
+SLICE_FINISHED = "slice.finished"
+SLICE_RELEASED = "slice.released"
+# A line a worker process wrote that is not an event (a traceback, a warning).
+WORKER_SAID = "worker.said"
 
 
 def get_logger(**bound: Any) -> structlog.stdlib.BoundLogger:

@@ -110,11 +110,10 @@ def ended_by(action: str, owner: Owner, user: str) -> dict[str, Any]:
 
 
 def alive(run: JobRun, *, alias: str = "default", claiming: bool = False) -> bool:
-    """Is the process that owns ``run`` still at work? (Judged on the database's clock.)
+    """Is the process that owns ``run`` (or, for a sliced run, any of its workers) still at
+    work? (Judged on the database's clock.)
     ``claiming``: asked by a process that wants the run, whose own pid cannot be the owner."""
-    if not run.owner_token:
-        return False
-    return owner_alive(
+    if run.owner_token and owner_alive(
         owner_token=run.owner_token,
         owner_host=run.owner_host,
         owner_pid=run.owner_pid,
@@ -122,4 +121,11 @@ def alive(run: JobRun, *, alias: str = "default", claiming: bool = False) -> boo
         now=database_now(connections[alias]),
         claimant_pid=os.getpid() if claiming else None,
         stale_after=timedelta(seconds=conf.get().STALE_AFTER_SECONDS),
-    )
+    ):
+        return True
+    if run.sliced and run.state == "running":
+        # A sliced run lives while any of its workers does, whoever started it.
+        from batchjobs.slice_store import live_owners  # noqa: PLC0415 - it imports this module
+
+        return bool(live_owners(run.pk, using=alias))
+    return False

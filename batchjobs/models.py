@@ -70,6 +70,9 @@ class JobRun(models.Model):
     quarantined = models.IntegerField(default=0)
 
     options = models.JSONField(default=dict, blank=True)
+    # Shared by many workers: the checkpoint and counters live on its slices (JobSlice),
+    # and the run row's done/chunks/rate/ETA are their sums, rolled up between chunks.
+    sliced = models.BooleanField(default=False)
     # The job's parameters (batchjobs.parameters), as the run was started with them; a
     # sensitive one as its digest only. A resume runs with these.
     parameters = models.JSONField(default=dict, blank=True)
@@ -115,6 +118,42 @@ class JobRun(models.Model):
         if not self.total:
             return 100.0 if self.total == 0 else None
         return round(min(100.0, 100.0 * self.done / self.total), 1)
+
+
+class JobSlice(models.Model):
+    """A key range of a sliced run: ``(lower, upper]`` with its own checkpoint, counters
+    and lease, so that each worker's chunk touches its own row and never the run's."""
+
+    run = models.ForeignKey(JobRun, on_delete=models.CASCADE, related_name="slices")
+    number = models.IntegerField()
+    lower = models.JSONField(null=True, blank=True, help_text="Exclusive; null: from the start.")
+    upper = models.JSONField(null=True, blank=True, help_text="Inclusive; null: no rows.")
+    cursor = models.JSONField(null=True, blank=True)
+    planned = models.BigIntegerField(default=0, help_text="Rows in the range when planned.")
+    done = models.BigIntegerField(default=0)
+    chunks = models.IntegerField(default=0)
+    retries = models.IntegerField(default=0)
+    quarantined = models.IntegerField(default=0)
+    rate = models.FloatField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    owner_token = models.CharField(max_length=64, blank=True, default="")
+    owner_host = models.CharField(max_length=255, blank=True, default="")
+    owner_pid = models.IntegerField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "number"], name="batchjobs_one_slice_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"slice {self.number} of run #{self.run_id}"
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.planned - self.done)
 
 
 class QuarantinedRow(models.Model):

@@ -48,6 +48,8 @@ LIMITS: dict[str, Limit] = {
     "sample": Limit(1, MAX_ROWS),
     "max_quarantined": Limit(0, MAX_ROWS),
     "runs": Limit(1, 1_000),
+    # Each worker holds a database connection: more than this would crowd the server.
+    "workers": Limit(1, 64, why_maximum="each worker holds a database connection"),
     # Zero is allowed: no sleep between chunks.
     "sleep": Limit(0.0, MAX_SECONDS, seconds=True, why_maximum="7 days"),
     # Zero would mean "use the default" to the runner: refuse it rather than surprise.

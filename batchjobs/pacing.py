@@ -44,6 +44,7 @@ class Stop(enum.Enum):
     PAUSE = "pause"
     CANCEL = "cancel"
     MAX_RUNTIME = "max_runtime"
+    FAILED = "failed"  # another worker of a sliced run failed
 
 
 class Pacer:
@@ -114,6 +115,8 @@ class Pacer:
             return Stop.PAUSE
         if self.controls.requested_action == "cancel":
             return Stop.CANCEL
+        if self.controls.requested_action == "fail":
+            return Stop.FAILED
         if self.past_deadline():
             return Stop.MAX_RUNTIME
         return None

@@ -131,10 +131,16 @@ class Runner:
                     raise self.ending.database_lost(exc) from None
                 raise self.ending.failed(exc) from None
 
-    def _assemble(self, run: JobRun) -> None:
-        """The collaborators of this run, each given just what it needs."""
+    def _time_left(self) -> float | None:
+        """Seconds this process may still work (``None``: no limit)."""
+        return self.options.max_runtime
+
+    def _assemble(self, run: JobRun, store: RunStore | None = None, *, upto: Any = None) -> None:
+        """The collaborators of this run, each given just what it needs: by default over
+        the whole run, or over one slice (its ``store``, and ``upto`` its last key)."""
         settings, options, clock = self.settings, self.options, self.clock
-        self.keyset = replace(self.unbounded, upto=self.unbounded.decode(run.high_water_mark))
+        last = run.high_water_mark if store is None else upto
+        self.keyset = replace(self.unbounded, upto=self.unbounded.decode(last))
         # The column is nullable, but store.create sets it on every run it makes.
         assert run.started_at is not None, f"run #{run.pk} has no started_at"
         self.info = RunInfo(
@@ -148,7 +154,9 @@ class Runner:
             resumed=run.chunks > 0 or run.done > 0,
         )
         self.hooks = Hooks(job=self.job, run=self.info, log=self.log)
-        self.store = RunStore(alias=self.alias, run_id=run.pk, job=self.job.name, owner=self.owner)
+        self.store = store or RunStore(
+            alias=self.alias, run_id=run.pk, job=self.job.name, owner=self.owner
+        )
         self.progress = ProgressEstimator(
             total=run.total, done=run.done, started_at=clock(), set_aside=run.quarantined
         )
@@ -160,7 +168,7 @@ class Runner:
             settings=settings,
             health_checks=self.health_checks,
             sleep_seconds=options.sleep,
-            max_runtime=options.max_runtime,
+            max_runtime=self._time_left(),
             clock=clock,
             log=self.log,
             on_wait=self.progress.waited,
@@ -247,7 +255,15 @@ class Runner:
         if (stop := self._deliver(announce=True)) is not None:
             return self.ending.stopped(stop)
         self.quarantine.retry_owed()
-        last_emit, emitted, changed = started, False, 0
+        stop, changed = self._chunks()
+        if stop is not None:
+            return self.ending.stopped(stop)
+        return self._finish(run, started, changed)
+
+    def _chunks(self) -> tuple[Stop | None, int]:
+        """Chunk after chunk until the rows run out (``None``) or a reason to stop; with
+        the rows the job said it changed."""
+        last_emit, emitted, changed = self.clock(), False, 0
         while (stop := self.pacer.between_chunks()) is None:
             result = self._next_chunk()
             if result.exhausted:
@@ -262,11 +278,9 @@ class Runner:
                 last_emit = now
             if (stop := self._deliver()) is not None:
                 break
-        if stop is not None:
-            return self.ending.stopped(stop)
-        if not emitted:
+        if stop is None and not emitted:
             self._emit_progress(self.clock())
-        return self._finish(run, started, changed)
+        return stop, changed
 
     def _deliver(self, *, announce: bool = False) -> Stop | None:
         """The effects owed, after the COMMIT of the chunks that recorded them."""
@@ -287,8 +301,8 @@ class Runner:
             return ChunkResult(rows=rows, seconds=self.clock() - started)
 
     def _keys_after_checkpoint(self) -> list[Any]:
-        cursor = self.keyset.decode(self.store.cursor())
-        return self.keyset.next_keys(after=cursor, limit=self.sizer.size)
+        keyset = self.unit.keyset  # a slice's end as its last chunk read it
+        return keyset.next_keys(after=keyset.decode(self.store.cursor()), limit=self.sizer.size)
 
     def _snapshot(self, now: float) -> Snapshot:
         return self.progress.snapshot(

@@ -15,14 +15,21 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.db.models import F, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
 
 from batchjobs.exceptions import LeaseLost
 from batchjobs.lease import Owner, lost_lease_message
-from batchjobs.models import UNFINISHED, JobRun, QuarantinedRow, State, check_transition
+from batchjobs.models import (
+    UNFINISHED,
+    JobRun,
+    JobSlice,
+    QuarantinedRow,
+    State,
+    check_transition,
+)
 
 _RETRIES_KEPT = 100  # the audit trail keeps the newest retries: when, where and why
 
@@ -78,14 +85,19 @@ class RunStore:
             pk=self.run_id, owner_token=self.owner.token, state=State.RUNNING
         )
 
-    def lock(self) -> tuple[Any, Controls]:
+    def lock(self) -> tuple[Any, Controls, Any]:
         """Inside the chunk's transaction: lock the run row if this process still owns it,
-        and read the checkpoint and the operator's requests with it."""
-        row = self._mine().select_for_update().values("cursor", "requested_action", "tuning")
-        found = row.first()
+        and read the checkpoint (the cursor and the last key to cover) and the operator's
+        requests with it."""
+        row = self._mine().select_for_update()
+        found = row.values("cursor", "high_water_mark", "requested_action", "tuning").first()
         if found is None:
             raise self.lease_lost()
-        return found["cursor"], Controls(found["requested_action"], found["tuning"])
+        return (
+            found["cursor"],
+            Controls(found["requested_action"], found["tuning"]),
+            found["high_water_mark"],
+        )
 
     def advance(
         self, *, cursor: Any, rows: int, rate: float | None, eta: float | None, set_aside: int = 0
@@ -251,13 +263,18 @@ def transition(run: JobRun, state: State, *, using: str = "default", **fields: A
     check_transition(run.state, state)
     if state != State.RUNNING:
         fields.setdefault("owner_token", "")
-    updated = (
-        JobRun.objects.using(using)
-        .filter(pk=run.pk, state=run.state, owner_token=run.owner_token)
-        .update(state=state, **fields)
-    )
-    if not updated:
-        raise LeaseLost()
+    with transaction.atomic(using=using):
+        updated = (
+            JobRun.objects.using(using)
+            .filter(pk=run.pk, state=run.state, owner_token=run.owner_token)
+            .update(state=state, **fields)
+        )
+        if not updated:
+            raise LeaseLost()
+        if run.sliced and state != State.RUNNING:
+            # Each slice's owner fences its chunks on its own row: clearing them all here
+            # waits for the chunks in flight, and the next ones match nothing.
+            JobSlice.objects.using(using).filter(run_id=run.pk).update(owner_token="")
     run.state = state
     if "owner_token" in fields:
         run.owner_token = fields["owner_token"]

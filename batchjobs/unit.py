@@ -86,9 +86,12 @@ class ChunkUnit:
             )
             cursor = None
             if self.store is not None:
-                raw, controls = self.store.lock()
+                raw, controls, upto = self.store.lock()
                 self.on_controls(controls)
                 cursor = self.keyset.decode(raw)
+                if (upto := self.keyset.decode(upto)) != self.keyset.upto:
+                    # A slice's end moves when another worker takes half of what is left.
+                    self.keyset = replace(self.keyset, upto=upto)
             yield cursor
             if rollback:
                 transaction.set_rollback(True, using=alias)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from typing import Any
 
@@ -8,7 +9,8 @@ from django.core.management.base import CommandError, CommandParser
 from batchjobs import control, events, registry
 from batchjobs.arguments import add_parameters, given_parameters, job_name_in, option
 from batchjobs.continuing import as_continued, job_to_run
-from batchjobs.exceptions import BatchJobError
+from batchjobs.coordinator import Coordinator, stop_with_coordinator
+from batchjobs.exceptions import BatchJobError, InvalidOption
 from batchjobs.job import ResumableJob
 from batchjobs.management.commands._common import BatchCommand, command_error, require_database
 from batchjobs.options import MAX_ROWS, RunOptions
@@ -16,6 +18,8 @@ from batchjobs.progress import format_duration
 from batchjobs.rehearsal import rehearse
 from batchjobs.retry import hiding
 from batchjobs.runner import Runner
+from batchjobs.sharing import run_options_from, sharing, start_sliced_run, worker_args
+from batchjobs.worker import SliceWorker
 
 # What the database user needs, said when it lacks a privilege (exit 77).
 RUN_NEEDS = (
@@ -155,6 +159,20 @@ class Command(BatchCommand):
             action="store_true",
             help="Apply --sleep/--batch-size/--target-chunk-seconds to the running run.",
         )
+        share = parser.add_argument_group("many workers (PostgreSQL)")
+        share.add_argument(
+            "--workers",
+            type=option("workers"),
+            help="Share the run among this many worker processes on this host (1 to 64); "
+            "the same command on another host adds its workers to the same run.",
+        )
+        share.add_argument(
+            "--enqueue",
+            action="store_true",
+            help="With --workers: enqueue that many worker tasks on Django's Tasks framework "
+            "and return at once.",
+        )
+        share.add_argument("--worker-for", type=int, help=argparse.SUPPRESS)
         parser.add_argument(
             "--sample",
             type=option("sample"),
@@ -205,27 +223,41 @@ class Command(BatchCommand):
                 stream=self.stdout,
                 verbosity=options["verbosity"],
             )
-            run_options = RunOptions(
-                batch_size=options["batch_size"],
-                target_chunk_seconds=options["target_chunk_seconds"],
-                sleep=options["sleep"] or 0.0,
-                restart=options["restart"],
-                resume=options["resume"],
-                retry_quarantined=options["retry_quarantined"],
-                max_runtime=options["max_runtime"],
-                statement_timeout=options["statement_timeout"],
-                lock_timeout=options["lock_timeout"],
-                max_quarantined=options["max_quarantined"],
-                vacuum=options["vacuum"],
-                sql_side=options["sql_side"],
-                reason=options["reason"],
-            )
-            outcome = Runner(job, run_options).run()
+            run_options = run_options_from(options)
+            if options["worker_for"] is not None:
+                stop_with_coordinator()
+                result = SliceWorker(job, run_options, run_id=options["worker_for"]).work()
+                if result.exit_code:
+                    raise CommandError(result.message, returncode=result.exit_code)
+                return
+            workers = sharing(job, options["workers"])
+            if options["enqueue"]:
+                self.stderr.write(self._enqueue(job, run_options, workers or 0, options))
+                return
+            if workers:
+                outcome = Coordinator(
+                    job, run_options, workers=workers, worker_args=worker_args(options)
+                ).run()
+            else:
+                outcome = Runner(job, run_options).run()
         except BatchJobError as exc:
             raise command_error(exc, needs=RUN_NEEDS) from None
         if outcome.exit_code:
             raise CommandError(outcome.message, returncode=outcome.exit_code)
         self.stderr.write(outcome.message, style_func=self.style.SUCCESS)
+
+    def _enqueue(
+        self, job: ResumableJob, run_options: RunOptions, workers: int, options: dict[str, Any]
+    ) -> str:
+        if not workers:
+            raise InvalidOption("--enqueue needs --workers N: how many worker tasks to enqueue.")
+        # Django's Tasks framework, imported only when it is asked for.
+        from batchjobs.enqueue import enqueue_workers  # noqa: PLC0415
+
+        run_id = start_sliced_run(job, run_options, workers=workers)
+        return enqueue_workers(
+            job_name=job.name, run_id=run_id, workers=workers, argv=worker_args(options)
+        )
 
     def _control(self, name: str, options: dict[str, Any]) -> str:
         if options["tune"]:

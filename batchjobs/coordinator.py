@@ -1,0 +1,293 @@
+"""``runjob NAME --workers N``: start (or join) a sliced run and share it among N worker
+processes on this host, speaking for all of them.
+
+The coordinator writes no chunk. It claims the run (a new sliced run, a stalled one taken
+over, or a live one joined: the same command on a second host adds its workers), starts N
+``runjob NAME --worker-for RUN`` processes, passes a stop signal on to them, relays their
+events (with the slice and the worker's pid) as its own, and reports the run's progress as
+the sum over its slices: one live line on a terminal, one stream of JSON events otherwise.
+
+Workers run in a process group of their own, so a Ctrl-C at the terminal reaches them once,
+through the coordinator; and they are told to stop (SIGTERM) if the coordinator dies, so a
+kill -9 of it leaves no worker behind: their slices go back to the pool at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import IO
+
+from django.conf import settings
+from django.db import DatabaseError, connections, router
+
+from batchjobs import conf, events, slice_store
+from batchjobs.claim import Claim, os_user
+from batchjobs.ending import Outcome
+from batchjobs.exit_codes import ExitCode
+from batchjobs.job import ResumableJob
+from batchjobs.keyset import check_queryset
+from batchjobs.lease import Owner
+from batchjobs.models import JobRun, State
+from batchjobs.options import RunOptions
+from batchjobs.parameters import masked
+from batchjobs.progress import ProgressEstimator
+from batchjobs.stopping import ForcedStop, Stopper
+from batchjobs.worker import check_can_share
+
+_PR_SET_PDEATHSIG = 1
+COORDINATOR_PID = "BATCHJOBS_COORDINATOR_PID"
+# Fields a relayed event carries already, or that the coordinator's logger adds itself.
+_OWN_FIELDS = ("event", "level", "timestamp", "logger", "job")
+
+
+def stop_with_coordinator() -> None:
+    """In a worker process started by a coordinator: be sent SIGTERM when the coordinator
+    dies (Linux's parent-death signal), so that a kill -9 of it stops its workers
+    gracefully; and stop now if it died before this was asked."""
+    coordinator = os.environ.get(COORDINATOR_PID)
+    if not coordinator:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(coordinator):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+class Coordinator:
+    def __init__(
+        self,
+        job: ResumableJob,
+        options: RunOptions,
+        *,
+        workers: int,
+        worker_args: Sequence[str] = (),
+        stopper: Stopper | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.job = job
+        self.options = options
+        self.workers = workers
+        self.worker_args = list(worker_args)
+        self.stopper = stopper or Stopper()
+        self.clock = clock
+        self.settings = conf.get()
+        self.owner = Owner.current()
+        self.log = events.get_logger(job=job.name)
+        queryset = job.get_queryset()
+        check_queryset(queryset)
+        self.queryset = queryset
+        self.alias = router.db_for_write(queryset.model)
+        self.processes: list[subprocess.Popen[str]] = []
+
+    def run(self) -> Outcome:
+        check_can_share(self.job, connections[self.alias].vendor, self.workers)
+        with self.stopper.installed():
+            run = Claim(
+                job_name=self.job.name,
+                queryset=self.queryset,
+                key=self.job.key,
+                options=self.options,
+                owner=self.owner,
+                alias=self.alias,
+                job=self.job,
+                sliced=True,
+            ).run()
+            self.log = self.log.bind(run_id=run.pk)
+            joined = run.owner_token != self.owner.token
+            self.log.info(
+                events.STARTED,
+                resumed=run.done > 0 or run.chunks > 0,
+                joined=joined,
+                workers=self.workers,
+                done=run.done,
+                total=run.total,
+                high_water_mark=run.high_water_mark,
+                options=run.options,
+                parameters=masked(run.parameters),
+                started_by=os_user(),
+                reason=self.options.reason,
+                run_started_by=run.started_by,
+                run_reason=run.reason,
+            )
+            codes = self._supervise(run)
+            return self._outcome(run, codes, joined=joined)
+
+    # -- the workers -----------------------------------------------------------------
+
+    def _spawn(self, run: JobRun) -> subprocess.Popen[str]:
+        group = self.processes[0].pid if self.processes else 0
+        argv = [
+            sys.executable,
+            "-m",
+            "django",
+            "runjob",
+            self.job.name,
+            "--worker-for",
+            str(run.pk),
+            "--log-format",
+            "json",
+            *self.worker_args,
+        ]
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
+            COORDINATOR_PID: str(os.getpid()),
+        }
+        process = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            process_group=group,
+        )
+        for stream, relay in (
+            (process.stdout, self._relay_events),
+            (process.stderr, self._relay_text),
+        ):
+            assert stream is not None
+            threading.Thread(target=relay, args=(stream, process.pid), daemon=True).start()
+        return process
+
+    def _relay_events(self, stream: IO[str], pid: int) -> None:
+        """A worker's JSON events, as the coordinator's own (its progress is summed here)."""
+        for line in stream:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                self._relay_line(line, pid)
+                continue
+            if not isinstance(event, dict) or event.get("event") == events.PROGRESS:
+                continue
+            name = str(event.get("event"))
+            level = logging.getLevelName(str(event.get("level", "info")).upper())
+            fields = {k: v for k, v in event.items() if k not in _OWN_FIELDS}
+            fields.setdefault("worker", pid)
+            self.log.log(level if isinstance(level, int) else logging.INFO, name, **fields)
+
+    def _relay_text(self, stream: IO[str], pid: int) -> None:
+        for line in stream:
+            self._relay_line(line, pid)
+
+    def _relay_line(self, line: str, pid: int) -> None:
+        if line.strip():
+            self.log.warning(events.WORKER_SAID, worker=pid, text=line.rstrip())
+
+    def _supervise(self, run: JobRun) -> list[int]:
+        """Start the workers, report progress until they all exit, pass stop signals on."""
+        self.processes = []
+        for _ in range(self.workers):
+            self.processes.append(self._spawn(run))
+        progress = ProgressEstimator(total=run.total, done=run.done, started_at=self.clock())
+        passed_on = 0
+        last_emit = self.clock()
+        while any(p.poll() is None for p in self.processes):
+            try:
+                if self.stopper.requested and passed_on == 0:
+                    passed_on = self._pass_on()
+                self.stopper.sleep(0.2)
+            except ForcedStop:
+                passed_on = self._pass_on()
+            now = self.clock()
+            if now - last_emit >= self.settings.PROGRESS_INTERVAL_SECONDS:
+                last_emit = now
+                self._report(run, progress, now)
+        self._report(run, progress, self.clock())
+        return [p.returncode for p in self.processes]
+
+    def _pass_on(self) -> int:
+        signum = self.stopper.signum or signal.SIGTERM
+        for process in self.processes:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signum)
+        return signum
+
+    def _report(self, run: JobRun, progress: ProgressEstimator, now: float) -> None:
+        try:
+            sums = slice_store.totals(run.pk, using=self.alias)
+        except DatabaseError:
+            return  # the workers' retries deal with a lost database; report when it is back
+        if sums.done > progress.done:
+            progress.advance(sums.done - progress.done, now=now)
+        snap = progress.snapshot(now=now, sleep_per_chunk=0.0, chunk_size=0)
+        with contextlib.suppress(DatabaseError):
+            slice_store.roll_up(
+                run.pk, using=self.alias, rate=snap.rate, eta=snap.eta_seconds, owner=self.owner
+            )
+        live = sum(1 for p in self.processes if p.poll() is None)
+        fields = {**asdict(snap), "chunk_size": None}
+        self.log.info(
+            events.PROGRESS, **fields, workers=live, slices=sums.slices, slices_left=sums.unfinished
+        )
+
+    # -- the end -------------------------------------------------------------------------
+
+    def _outcome(self, run: JobRun, codes: list[int], *, joined: bool) -> Outcome:
+        """The run's state once this host's workers are gone, as one sentence and code."""
+        current = JobRun.objects.using(self.alias).get(pk=run.pk)
+        state = State(current.state)
+        name, rid = self.job.name, run.pk
+        failures = sorted({c for c in codes if c not in (0,)})
+        if state == State.SUCCEEDED:
+            return Outcome(rid, state, 0, f"Run #{rid} of {name} succeeded: {current.done:,} rows.")
+        if state == State.QUARANTINED:
+            return Outcome(
+                rid, state, int(ExitCode.QUARANTINED),
+                f"Run #{rid} of {name} finished with {current.quarantined} quarantined rows; "
+                f"fix them, then `runjob {name} --retry-quarantined`.",
+            )  # fmt: skip
+        if state == State.PAUSED:
+            return Outcome(
+                rid, state, int(ExitCode.PAUSED),
+                f"Run #{rid} of {name} is paused: continue with `runjob {name} --resume "
+                f"--workers {self.workers}`.",
+            )  # fmt: skip
+        if state == State.CANCELLED:
+            return Outcome(
+                rid, state, int(ExitCode.CANCELLED),
+                f"Run #{rid} of {name} is cancelled: the run will not be continued.",
+            )  # fmt: skip
+        if state == State.FAILED:
+            return Outcome(
+                rid, state, int(ExitCode.FAILED),
+                f"Run #{rid} of {name} failed: {current.error_message} ({current.error_class}). "
+                f"Its checkpoint is kept; after a fix, `runjob {name} --workers "
+                f"{self.workers}` resumes it.",
+            )  # fmt: skip
+        left = f"{current.done:,} of {current.total or 0:,} rows done"
+        resume = f"python manage.py runjob {name} --workers {self.workers}"
+        if self.stopper.requested:
+            code = self.stopper.exit_code
+            why = f"interrupted by {self.stopper.signal_name}"
+        elif ExitCode.MAX_RUNTIME in codes:
+            code, why = (
+                int(ExitCode.MAX_RUNTIME),
+                f"stopped at --max-runtime {self.options.max_runtime:g}s",
+            )
+        elif failures:
+            code, why = int(ExitCode.FAILED), f"left by workers that exited with {failures}"
+        else:
+            code, why = 0, "left to its other workers"
+        if state == State.RUNNING:
+            return Outcome(
+                rid, state, code,
+                f"Run #{rid} of {name}: this host's workers stopped ({why}) after {left}; "
+                f"workers elsewhere go on, or resume with: {resume}",
+            )  # fmt: skip
+        return Outcome(
+            rid, state, code or int(ExitCode.FAILED),
+            f"Run #{rid} of {name} {why} after {left}; every committed chunk is kept. "
+            f"Resume with: {resume}",
+        )  # fmt: skip

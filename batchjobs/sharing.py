@@ -1,0 +1,101 @@
+"""Between ``runjob``'s options and the workers that share a run: which runs are shared,
+the options a worker is started with, and starting a sliced run for task workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.db import connections, router
+
+from batchjobs import store
+from batchjobs.claim import Claim
+from batchjobs.job import ResumableJob
+from batchjobs.keyset import check_queryset
+from batchjobs.lease import Owner
+from batchjobs.options import RunOptions
+from batchjobs.worker import check_can_share
+
+# runjob's options that every worker of a run takes from the command that started them.
+_PASSED_ON = (
+    "batch_size",
+    "target_chunk_seconds",
+    "sleep",
+    "max_runtime",
+    "statement_timeout",
+    "lock_timeout",
+    "max_quarantined",
+)
+_FLAGS = ("sql_side", "vacuum")
+
+
+def run_options_from(options: Mapping[str, Any]) -> RunOptions:
+    """``RunOptions`` from runjob's parsed options."""
+    return RunOptions(
+        batch_size=options.get("batch_size"),
+        target_chunk_seconds=options.get("target_chunk_seconds"),
+        sleep=options.get("sleep") or 0.0,
+        restart=bool(options.get("restart")),
+        resume=bool(options.get("resume")),
+        retry_quarantined=bool(options.get("retry_quarantined")),
+        max_runtime=options.get("max_runtime"),
+        statement_timeout=options.get("statement_timeout"),
+        lock_timeout=options.get("lock_timeout"),
+        max_quarantined=options.get("max_quarantined"),
+        vacuum=bool(options.get("vacuum")),
+        sql_side=bool(options.get("sql_side")),
+        reason=options.get("reason") or "",
+    )
+
+
+def worker_args(options: Mapping[str, Any]) -> list[str]:
+    """The runjob options a worker process (or task) of this command gets."""
+    argv: list[str] = []
+    for name in _PASSED_ON:
+        if options.get(name) is not None:
+            argv += [f"--{name.replace('_', '-')}", f"{options[name]}"]
+    argv += [f"--{name.replace('_', '-')}" for name in _FLAGS if options.get(name)]
+    return argv
+
+
+def options_from_argv(job_name: str, argv: Sequence[str]) -> RunOptions:
+    """What ``worker_args`` gave, read back by runjob's own parser (a task's arguments)."""
+    from batchjobs.management.commands.runjob import Command  # noqa: PLC0415 - it imports us
+
+    parser = Command().create_parser("manage.py", "runjob")
+    return run_options_from(vars(parser.parse_args([job_name, *argv])))
+
+
+def sharing(job: ResumableJob, workers: int | None) -> int | None:
+    """How many workers share this run (``None``: one process, the classic run). A sliced
+    unfinished run stays sliced: it is continued by workers (one, unless told more)."""
+    alias = router.db_for_write(job.get_queryset().model)
+    current = store.unfinished(job.name, using=alias)
+    if workers is None and (current is None or not current.sliced):
+        return None
+    workers = workers or 1
+    vendor = connections[alias].vendor
+    if workers == 1 and vendor != "postgresql" and (current is None or not current.sliced):
+        return None  # one worker where there can be only one: the classic run
+    check_can_share(job, vendor, workers)
+    return workers
+
+
+def start_sliced_run(job: ResumableJob, options: RunOptions, *, workers: int) -> int:
+    """Create (or continue, or join) the sliced run of ``job`` for task workers; its id."""
+    queryset = job.get_queryset()
+    check_queryset(queryset)
+    alias = router.db_for_write(queryset.model)
+    check_can_share(job, connections[alias].vendor, workers)
+    run = Claim(
+        job_name=job.name,
+        queryset=queryset,
+        key=job.key,
+        options=options,
+        owner=Owner.current(),
+        alias=alias,
+        job=job,
+        sliced=True,
+    ).run()
+    return run.pk

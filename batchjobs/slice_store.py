@@ -1,0 +1,340 @@
+"""The only code that reads or writes the slices of a sliced run (``JobSlice``).
+
+A worker owns one slice at a time. ``SliceStore`` is that slice as its owner sees it, with
+the face of ``RunStore`` that the chunk transaction, the pacer and the quarantine use: every
+write is fenced on the slice's owner, so a worker whose slice was taken over (its heartbeat
+went stale: SIGSTOP, a lost host) writes nothing more. The run row is only read on the chunk
+path, never locked or written, so workers never queue on it.
+
+The fence against a run-level change (restart, cancel, pause) is the same row lock: a run
+leaving RUNNING clears the owner of every one of its slices in the transaction that changes
+its state (``store.transition``), which waits for the chunk in flight on each slice and makes
+the next one match no row.
+
+The module functions claim, split and sum slices, for workers and for whoever reports on
+the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, connections, transaction
+from django.db.models import F, Max, QuerySet, Sum
+from django.db.models.functions import Coalesce, Now
+
+from batchjobs import conf
+from batchjobs.database import now as database_now
+from batchjobs.exceptions import LeaseLost
+from batchjobs.keyset import Keyset
+from batchjobs.lease import Owner, owner_alive
+from batchjobs.models import JobRun, JobSlice, State
+from batchjobs.slicing import Remaining, choose_split
+from batchjobs.store import Controls, RunStore
+
+
+class SliceStore(RunStore):
+    """One slice, as the worker that owns it sees it."""
+
+    def __init__(
+        self, *, alias: str, run_id: int, job: str, owner: Owner, slice_id: int, number: int
+    ) -> None:
+        super().__init__(alias=alias, run_id=run_id, job=job, owner=owner)
+        self.slice_id = slice_id
+        self.number = number
+
+    def _slice(self) -> QuerySet[JobSlice]:
+        return JobSlice.objects.using(self.alias).filter(
+            pk=self.slice_id, owner_token=self.owner.token, finished_at__isnull=True
+        )
+
+    def lock(self) -> tuple[Any, Controls, Any]:
+        """Inside the chunk's transaction: lock this slice if this worker still owns it (and
+        its run still runs); its checkpoint and end, and the run's requests, with it."""
+        found = self._slice().select_for_update().values("cursor", "upper").first()
+        run = (
+            JobRun.objects.using(self.alias)
+            .filter(pk=self.run_id)
+            .values("state", "requested_action", "tuning")
+            .first()
+        )
+        if found is None or run is None or run["state"] != State.RUNNING:
+            raise self.lease_lost()
+        return (
+            found["cursor"],
+            Controls(run["requested_action"], run["tuning"]),
+            found["upper"],
+        )
+
+    def cursor(self) -> Any:
+        row = JobSlice.objects.using(self.alias).filter(pk=self.slice_id).values("cursor").first()
+        return row["cursor"] if row else None
+
+    def recorded_done(self) -> int | None:
+        return totals(self.run_id, using=self.alias).done
+
+    def advance(
+        self, *, cursor: Any, rows: int, rate: float | None, eta: float | None, set_aside: int = 0
+    ) -> None:
+        updated = self._slice().update(
+            cursor=cursor,
+            done=F("done") + rows,
+            chunks=F("chunks") + 1,
+            retries=F("retries") + self._retries,
+            quarantined=F("quarantined") + set_aside,
+            heartbeat_at=Now(),
+            rate=rate,
+        )
+        if not updated:
+            raise self.lease_lost()
+        self._retries, self._retry_notes = 0, []
+
+    def heartbeat(self) -> None:
+        if not self._slice().update(heartbeat_at=Now()):
+            raise self.lease_lost()
+
+    def finish(self) -> None:
+        """Every row of the slice is done: it leaves the pool for good."""
+        if not self._slice().update(finished_at=Now(), owner_token="", heartbeat_at=Now()):
+            raise self.lease_lost()
+
+    def give_up(self) -> None:
+        """Stop owning the slice (a stop, a hand-off): the next worker starts at its cursor.
+        A slice no longer ours is left as it is."""
+        self._slice().update(owner_token="", retries=F("retries") + self._retries)
+        self._retries = 0
+
+    def resolve(self, entry_id: int) -> None:
+        if self._unresolved().filter(pk=entry_id).update(resolved_at=Now()):
+            self._slice().update(quarantined=F("quarantined") - 1, done=F("done") + 1)
+
+    def lease_lost(self, run: JobRun | None = None) -> LeaseLost:
+        me = f"this worker (pid {self.owner.pid})"
+        row = JobSlice.objects.using(self.alias).filter(pk=self.slice_id).first()
+        state = (
+            JobRun.objects.using(self.alias)
+            .filter(pk=self.run_id)
+            .values_list("state", flat=True)
+            .first()
+        )
+        if state is not None and state != State.RUNNING:
+            how = f"run #{self.run_id} of {self.job} is {state} now"
+        elif row is not None and row.owner_token:
+            how = f"it was taken over by pid {row.owner_pid} on {row.owner_host}"
+        else:
+            how = "it was given up"
+        return LeaseLost(
+            f"Slice {self.number} of run #{self.run_id} of {self.job} is no longer {me}'s: "
+            f"{how} while it was not heard from (its heartbeat went stale: frozen, suspended "
+            "or cut off). It wrote nothing after that and stops."
+        )
+
+
+# -- for workers looking for work, and for reports --------------------------------------
+
+
+def create_first(run: JobRun, *, using: str, done_upto: Any = None) -> None:
+    """The slices of a new sliced run: one covering everything (workers split it as they
+    arrive). A single-process run made sliced keeps what it did as a finished slice."""
+    rest = max(0, (run.total or 0) - run.done)
+    number = 0
+    if run.done or done_upto is not None:
+        JobSlice.objects.using(using).create(
+            run=run, number=0, upper=done_upto, cursor=done_upto, planned=run.done,
+            done=run.done, chunks=run.chunks, quarantined=run.quarantined,
+            finished_at=run.heartbeat_at or run.created_at,
+        )  # fmt: skip
+        number = 1
+    JobSlice.objects.using(using).create(
+        run=run, number=number, lower=done_upto, cursor=done_upto, upper=run.high_water_mark,
+        planned=rest,
+    )  # fmt: skip
+
+
+def _stale_after() -> timedelta:
+    return timedelta(seconds=conf.get().STALE_AFTER_SECONDS)
+
+
+def slice_alive(piece: JobSlice, *, now: Any, claimant_pid: int | None = None) -> bool:
+    return owner_alive(
+        owner_token=piece.owner_token,
+        owner_host=piece.owner_host,
+        owner_pid=piece.owner_pid,
+        heartbeat_at=piece.heartbeat_at,
+        now=now,
+        stale_after=_stale_after(),
+        claimant_pid=claimant_pid,
+    )
+
+
+def live_owners(run_id: int, *, using: str) -> list[JobSlice]:
+    """The slices of the run that a live worker owns now."""
+    owned = list(JobSlice.objects.using(using).filter(run_id=run_id).exclude(owner_token=""))
+    if not owned:
+        return []
+    now = database_now(connections[using])
+    return [piece for piece in owned if slice_alive(piece, now=now)]
+
+
+def unfinished_count(run_id: int, *, using: str) -> int:
+    return JobSlice.objects.using(using).filter(run_id=run_id, finished_at__isnull=True).count()
+
+
+def claim(run_id: int, owner: Owner, *, using: str) -> JobSlice | None:
+    """An unfinished slice nobody alive owns, now this worker's (``SKIP LOCKED``: workers
+    claiming at once take different slices and never wait for each other)."""
+    with transaction.atomic(using=using):
+        if not _running(run_id, using=using):
+            return None
+        now = database_now(connections[using])
+        candidates = (
+            JobSlice.objects.using(using)
+            .select_for_update(skip_locked=True)
+            .filter(run_id=run_id, finished_at__isnull=True)
+            .order_by("number")
+        )
+        for piece in candidates:
+            if piece.owner_token and slice_alive(piece, now=now, claimant_pid=owner.pid):
+                continue
+            _own(piece, owner, using=using)
+            return piece
+    return None
+
+
+def split(
+    run_id: int, owner: Owner, keyset: Keyset, *, chunk_size: int, using: str
+) -> JobSlice | None:
+    """Take the second half of the rows left in the slice with the most left, as a new
+    slice owned by this worker; ``None`` when no slice is worth splitting.
+
+    The owner of the split slice holds its row for each chunk: the split waits at most one
+    chunk for it, then moves the slice's end under the same lock the owner's next chunk
+    reads it under, so no row is ever in two slices."""
+    for _ in range(3):  # two workers numbering a new slice at once: one retries
+        try:
+            return _split(run_id, owner, keyset, chunk_size=chunk_size, using=using)
+        except IntegrityError:
+            continue
+    return None
+
+
+def _split(
+    run_id: int, owner: Owner, keyset: Keyset, *, chunk_size: int, using: str
+) -> JobSlice | None:
+    with transaction.atomic(using=using):
+        if not _running(run_id, using=using):
+            return None
+        open_ = JobSlice.objects.using(using).filter(run_id=run_id, finished_at__isnull=True)
+        plan = choose_split(
+            (Remaining(p.pk, p.remaining) for p in open_.only("planned", "done")),
+            chunk_size=chunk_size,
+        )
+        if plan is None:
+            return None
+        piece = open_.select_for_update().filter(pk=plan.slice_id).first()
+        if piece is None:
+            return None  # it finished while we looked
+        after, upper = keyset.decode(piece.cursor), keyset.decode(piece.upper)
+        left = (
+            keyset.between(after, upper).order_by(keyset.name).values_list(keyset.name, flat=True)
+        )
+        keep = piece.remaining // 2
+        middle = left[keep - 1 : keep].first() if keep > 0 else None
+        if middle is None or middle == upper:
+            # Fewer rows than planned (deleted since): plan what is there and look again.
+            JobSlice.objects.using(using).filter(pk=piece.pk).update(
+                planned=piece.done + left.count()
+            )
+            return None
+        number = JobSlice.objects.using(using).filter(run_id=run_id).aggregate(n=Max("number"))["n"]
+        JobSlice.objects.using(using).filter(pk=piece.pk).update(
+            upper=keyset.encode(middle), planned=piece.done + keep
+        )
+        return JobSlice.objects.using(using).create(
+            run_id=run_id,
+            number=number + 1,
+            lower=keyset.encode(middle),
+            cursor=keyset.encode(middle),
+            upper=piece.upper,
+            planned=piece.remaining - keep,
+            owner_token=owner.token,
+            owner_host=owner.host,
+            owner_pid=owner.pid,
+            heartbeat_at=Now(),
+        )
+
+
+def _own(piece: JobSlice, owner: Owner, *, using: str) -> None:
+    JobSlice.objects.using(using).filter(pk=piece.pk).update(
+        owner_token=owner.token, owner_host=owner.host, owner_pid=owner.pid, heartbeat_at=Now()
+    )
+    piece.owner_token, piece.owner_host, piece.owner_pid = owner.token, owner.host, owner.pid
+
+
+def _running(run_id: int, *, using: str) -> bool:
+    state = JobRun.objects.using(using).filter(pk=run_id).values_list("state", flat=True).first()
+    return state == State.RUNNING
+
+
+def release_all(run_id: int, *, using: str) -> None:
+    """Every slice of the run without an owner: said in the transaction that takes the run
+    out of RUNNING, it waits for each chunk in flight and fences the next."""
+    JobSlice.objects.using(using).filter(run_id=run_id).update(owner_token="")
+
+
+@dataclass(frozen=True)
+class Totals:
+    done: int = 0
+    chunks: int = 0
+    retries: int = 0
+    quarantined: int = 0
+    slices: int = 0
+    unfinished: int = 0
+    rate: float = 0.0  # the sum of the live workers' recent rates
+
+
+def totals(run_id: int, *, using: str) -> Totals:
+    """The run's counters: the sums over its slices."""
+    rows = JobSlice.objects.using(using).filter(run_id=run_id)
+    zero = Coalesce
+    sums = rows.aggregate(
+        done=zero(Sum("done"), 0),
+        chunks=zero(Sum("chunks"), 0),
+        retries=zero(Sum("retries"), 0),
+        quarantined=zero(Sum("quarantined"), 0),
+    )
+    pieces = list(rows.values("finished_at", "owner_token", "rate"))
+    return Totals(
+        **sums,
+        slices=len(pieces),
+        unfinished=sum(1 for p in pieces if p["finished_at"] is None),
+        rate=sum(p["rate"] or 0.0 for p in pieces if p["owner_token"]),
+    )
+
+
+def roll_up(
+    run_id: int,
+    *,
+    using: str,
+    rate: float | None = None,
+    eta: float | None = None,
+    owner: Owner | None = None,
+) -> Totals:
+    """Write the slices' sums to the run row, for listjobs and the admin (not on the chunk
+    path: between chunks, at most once per progress interval). ``owner``: the process that
+    claimed the run keeps its heartbeat fresh with it."""
+    sums = totals(run_id, using=using)
+    fields: dict[str, Any] = {
+        "done": sums.done,
+        "chunks": sums.chunks,
+        "quarantined": sums.quarantined,
+        "rate": rate,
+        "eta_seconds": eta,
+    }
+    rows = JobRun.objects.using(using).filter(pk=run_id, state=State.RUNNING)
+    rows.update(**fields)
+    if owner is not None:
+        rows.filter(owner_token=owner.token).update(heartbeat_at=Now())
+    return sums
