@@ -9,19 +9,30 @@ never reached. A task killed outright (kill -9, a lost host) enqueues nothing; i
 goes stale and the run's other tasks take it over (the lease, ``BATCHJOBS_STALE_AFTER_SECONDS``).
 
 The arguments are JSON (job name, run id, the job's ``runjob`` options as strings, seconds),
-as every backend stores them. The task may run in a thread that is not the main one (the
-immediate backend from a threaded server, thread-pool workers): signal handlers cannot be
-installed there, so such a task stops at its time limit or when its run ends, not on a
-signal to its process (``batchjobs.stopping.Stopper.installed``).
+as every backend stores them.
+
+Signals: in the main thread (``db_worker``, RQ's work horse) the worker's stopper takes
+SIGINT/SIGTERM/SIGHUP while the task works, as ``runjob`` does, so the chunk in flight
+commits before the task stops. The signal was meant for the worker process, though: once
+the task is done it is passed on to the handler the process had (``db_worker`` then exits
+instead of taking the next task). The task may also run in a thread that is not the main
+one (the immediate backend from a threaded server, thread-pool workers): no handler can be
+installed there, so such a task stops at its time limit or when its run ends, and a signal
+reaches the process as if no task ran.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import signal
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from batchjobs import conf
+from batchjobs.enqueue import enqueue
+from batchjobs.stopping import Stopper
+from batchjobs.worker import work
 
 # Django 6 has the framework built in; before it, the backport (django-tasks) is it. A backend
 # accepts only its framework's tasks (django-tasks-db checks), so the task is made with the
@@ -49,19 +60,33 @@ def work_on_run(
     (``context``), so it runs wherever this one was meant to. The return value, kept by the
     backends that keep results, says what this task did.
     """
-    from batchjobs.worker import work  # noqa: PLC0415 - the worker loads the runner's world
-
     limit = conf.get().TASK_MAX_SECONDS if max_seconds is None else max_seconds
-    result = work(job_name, run_id, argv=tuple(argv), max_seconds=limit)
+    stopper = Stopper()
     successor: str | None = None
-    if result.more:
-        successor = str(
-            context.task_result.task.enqueue(job_name, run_id, list(argv), max_seconds).id
-        )
+    try:
+        result = work(job_name, run_id, argv=tuple(argv), max_seconds=limit, stopper=stopper)
+        if result.more:
+            # Redis down now: TaskQueueUnavailable, the task's error, says how to go on.
+            successor = enqueue(context.task_result.task, job_name, run_id, list(argv), max_seconds)
+    finally:
+        _pass_on(stopper)
     return {
         "run_id": result.run_id,
         "state": result.state,
         "more": result.more,
         "message": result.message,
         "successor": successor,
+        "signal": stopper.signal_name,
     }
+
+
+def _pass_on(stopper: Stopper) -> None:
+    """A stop signal the task's stopper took was meant for the worker process: hand it to
+    the process's own handler, restored by now, after the successor is enqueued. Only a
+    Python handler (``db_worker``'s graceful shutdown): a default or ignored disposition (RQ's
+    work horse) is left alone, since acting on it would kill the task before it returns."""
+    if stopper.signum is None or threading.current_thread() is not threading.main_thread():
+        return
+    handler = signal.getsignal(stopper.signum)
+    if callable(handler):
+        handler(stopper.signum, None)
