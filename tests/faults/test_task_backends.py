@@ -205,7 +205,40 @@ def _wait_until_succeeded(run: JobRun, *alive: Live) -> JobRun:
         fresh = JobRun.objects.get(pk=run.pk)
         return fresh if fresh.state == State.SUCCEEDED else None
 
-    return wait_for(finished, timeout=120, every=0.1)
+    try:
+        return wait_for(finished, timeout=120, every=0.1)
+    except AssertionError:
+        fresh = JobRun.objects.get(pk=run.pk)
+        raise AssertionError(
+            f"run #{run.pk} is {fresh.state} at {fresh.done} of {fresh.total} after 120 s, "
+            f"not succeeded; the workers said:\n"
+            + "\n".join(live.stdout[-2000:] + live.stderr[-2000:] for live in alive)
+        ) from None
+
+
+DB_ENV = {**TASK_SETTINGS, **SLOW_CHUNKS, "BATCHJOBS_TASKS_BACKEND": "database"}
+
+
+def _db_workers(cli: Cli, procs: Any, rotation_audit: Any) -> tuple[JobRun, Live, Live]:
+    """The run enqueued, two ``db_worker`` processes on it (victim, survivor), a quarter of
+    the rows rotated, and the victim in the middle of a task."""
+    from django_tasks_db.models import DBTaskResult  # noqa: PLC0415
+
+    run = _enqueue_run(cli, DB_ENV, workers=2)
+    assert DBTaskResult.objects.filter(queue_name="batchjobs").count() == 2
+    worker = ("db_worker", "--queue-name", "batchjobs", "--interval", "0.1")
+    victim = procs.spawn(cli, *worker, "--worker-id", "victim", env=DB_ENV)
+    survivor = procs.spawn(cli, *worker, "--worker-id", "survivor", env=DB_ENV)
+
+    def victim_in_a_task() -> bool:
+        victim.check_alive()
+        return DBTaskResult.objects.filter(
+            status="RUNNING", worker_ids__contains=["victim"]
+        ).exists()
+
+    _wait_until_rotated(rotation_audit, ROWS // 4, victim, survivor)
+    wait_for(victim_in_a_task, timeout=30, every=0.02)
+    return run, victim, survivor
 
 
 @pytest.mark.postgres
@@ -218,40 +251,87 @@ def test_database_backend__a_worker_killed_mid_task__the_other_finishes_exactly_
 
     seed(ROWS)
     before = snapshot()
-    env = {**TASK_SETTINGS, **SLOW_CHUNKS, "BATCHJOBS_TASKS_BACKEND": "database"}
-    run = _enqueue_run(cli, env, workers=2)
-    assert DBTaskResult.objects.filter(queue_name="batchjobs").count() == 2
-
-    worker = ("db_worker", "--queue-name", "batchjobs", "--interval", "0.1")
-    victim = procs.spawn(cli, *worker, "--worker-id", "victim", env=env)
-    survivor = procs.spawn(cli, *worker, "--worker-id", "survivor", env=env)
-
-    def victim_in_a_task() -> bool:
-        victim.check_alive()
-        return DBTaskResult.objects.filter(
-            status="RUNNING", worker_ids__contains=["victim"]
-        ).exists()
-
-    _wait_until_rotated(rotation_audit, ROWS // 4, victim, survivor)
-    wait_for(victim_in_a_task, timeout=30, every=0.02)
+    run, victim, survivor = _db_workers(cli, procs, rotation_audit)
     victim.kill9()
 
     _wait_until_succeeded(run, survivor)
+    tasks = DBTaskResult.objects.filter(queue_name="batchjobs")
+
+    def drained() -> bool:
+        # A successor enqueued while another task finished the run finds it succeeded.
+        survivor.check_alive()
+        return not tasks.filter(status="READY").exists() and (
+            tasks.filter(status="RUNNING").count() == 1
+        )
+
+    wait_for(drained, timeout=30)
     survivor.signal(signal.SIGTERM)  # idle between tasks: db_worker exits at once
     assert survivor.wait(timeout=30) == 0, survivor.stderr
 
-    tasks = DBTaskResult.objects.filter(queue_name="batchjobs")
     # The killed task stays RUNNING for ever: no one finishes a dead worker's task row.
     assert list(tasks.filter(status="RUNNING").values_list("worker_ids", flat=True)) == [["victim"]]
     assert not tasks.filter(status="FAILED").exists(), [
         t.traceback for t in tasks.filter(status="FAILED")
     ]
-    assert not tasks.filter(status="READY").exists(), "a successor was left in the queue"
     succeeded = list(tasks.filter(status="SUCCESSFUL").values_list("return_value", flat=True))
     assert len(succeeded) > 2, "no task handed over to a successor"
     assert all(r["run_id"] == run.pk for r in succeeded)
     assert [r["more"] for r in succeeded].count(False) >= 1
     assert JobRun.objects.filter(job=SLOW).count() == 1
+    assert_rotated_exactly_once(rotation_audit, before)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.xfail(
+    strict=True,
+    reason="batchjobs.worker.SliceWorker._conclude records the run interrupted when a task "
+    "worker that is the last live one is stopped by a signal, and says more=False, so no "
+    "successor is enqueued; a task worker stopped by a signal should hand off as when its "
+    "time is up. Remove this mark with that change.",
+)
+def test_database_backend__sigterm_mid_task__the_worker_exits_and_the_next_one_goes_on(
+    seed, cli: Cli, rotation_audit, procs
+) -> None:
+    """A deploy: the only db_worker gets SIGTERM in the middle of a task. The task's stopper
+    takes it (the chunk in flight commits), the task enqueues its successor, then hands the
+    signal to db_worker's own handler: the worker exits instead of taking the next task. The
+    signal was for the worker, not the run: the run stays running, and the worker started
+    after the deploy finishes it."""
+    from django_tasks_db.models import DBTaskResult  # noqa: PLC0415
+
+    seed(ROWS)
+    before = snapshot()
+    run = _enqueue_run(cli, DB_ENV, workers=1)
+    worker = ("db_worker", "--queue-name", "batchjobs", "--interval", "0.1")
+    # Tasks of five seconds: the signal lands while the task works, not in the moment
+    # between its end and the next task's start.
+    env = {**DB_ENV, "SCENARIO_TASK_MAX_SECONDS": "5"}
+    old = procs.spawn(cli, *worker, "--worker-id", "before-deploy", env=env)
+
+    def in_a_task() -> bool:
+        old.check_alive()
+        return DBTaskResult.objects.filter(status="RUNNING").exists()
+
+    _wait_until_rotated(rotation_audit, ROWS // 4, old)
+    wait_for(in_a_task, timeout=30, every=0.02)
+    old.signal(signal.SIGTERM)
+    assert old.wait(timeout=30) == 0, old.stderr
+
+    last = DBTaskResult.objects.filter(worker_ids__contains=["before-deploy"]).latest("started_at")
+    assert last.status == "SUCCESSFUL", last.traceback
+    assert last.return_value["signal"] == "SIGTERM"
+    assert JobRun.objects.get(pk=run.pk).state == State.RUNNING
+    assert last.return_value["successor"] is not None, last.return_value
+    assert DBTaskResult.objects.filter(status="READY").count() == 1
+
+    new = procs.spawn(cli, *worker, "--worker-id", "after-deploy", env=DB_ENV)
+    _wait_until_succeeded(run, new)
+    new.signal(signal.SIGTERM)
+    assert new.wait(timeout=30) == 0, new.stderr
+    tasks = DBTaskResult.objects.filter(queue_name="batchjobs")
+    assert set(tasks.values_list("status", flat=True)) == {"SUCCESSFUL"}
     assert_rotated_exactly_once(rotation_audit, before)
 
 
@@ -318,18 +398,22 @@ def test_rq_backend__a_worker_killed_mid_task__the_other_finishes_exactly_once(
     os.kill(horse, signal.SIGKILL)
 
     _wait_until_succeeded(run, survivor)
-    survivor.signal(signal.SIGTERM)
-    survivor.wait(timeout=30)
-
     import django_rq  # noqa: PLC0415
 
     with override_settings(RQ_QUEUES={queue: {"URL": url}}):
         rq_queue = django_rq.get_queue(queue)
+
+        def drained() -> bool:
+            # A successor enqueued while another task finished the run finds it succeeded.
+            survivor.check_alive()
+            return rq_queue.count == 0 and _horse(survivor) is None
+
+        wait_for(drained, timeout=30)
+        survivor.signal(signal.SIGTERM)
+        survivor.wait(timeout=30)
         finished = rq_queue.finished_job_registry.get_job_ids()
         failed = rq_queue.failed_job_registry.get_job_ids()
-        waiting = rq_queue.count
     assert not failed, survivor.stderr[-3000:]
-    assert waiting == 0, "a successor was left in the queue"
     assert len(finished) > 2, "no task handed over to a successor"
     assert JobRun.objects.filter(job=SLOW).count() == 1
     assert_rotated_exactly_once(rotation_audit, before)
@@ -348,19 +432,16 @@ def test_immediate_backend__a_task_in_a_thread_that_is_not_the_main_one_works(
     code = textwrap.dedent(
         f"""
         import threading
-        from batchjobs.enqueue import enqueue_workers
-        from batchjobs.worker import start_sliced_run
+        from django.core.management import call_command
 
-        said = []
         def enqueue():
-            run_id = start_sliced_run({SLOW!r}, argv=["--batch-size", "{BATCH}"], workers=2)
-            said.append(enqueue_workers(
-                job_name={SLOW!r}, run_id=run_id, workers=2, argv=["--batch-size", "{BATCH}"]
-            ))
+            call_command(
+                "runjob", {SLOW!r}, "--enqueue", "--workers", "2", "--batch-size", "{BATCH}"
+            )
+
         thread = threading.Thread(target=enqueue)
         thread.start()
         thread.join()
-        print(said[0])
         """
     )
     env = {**TASK_SETTINGS, **SLOW_CHUNKS, "BATCHJOBS_TASKS_BACKEND": "immediate"}
@@ -376,7 +457,7 @@ def test_immediate_backend__a_task_in_a_thread_that_is_not_the_main_one_works(
     assert result.returncode == 0, result.stderr
     run = latest_run(SLOW)
     assert run is not None
-    assert f"Ran 2 tasks for run #{run.pk} of {SLOW} on the immediate backend" in result.stdout
+    assert f"Ran 2 tasks for run #{run.pk} of {SLOW} on the immediate backend" in result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     assert run.state == State.SUCCEEDED
     assert_rotated_exactly_once(rotation_audit, before)
