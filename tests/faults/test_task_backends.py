@@ -36,6 +36,7 @@ from batchjobs.exit_codes import ExitCode
 from batchjobs.models import JobRun, State
 from tests.conftest import Cli, wait_for
 from tests.faults.helpers import (
+    ROTATE,
     SLOW,
     Live,
     assert_rotated_exactly_once,
@@ -159,6 +160,25 @@ def test_enqueue__redis_that_does_not_answer_is_one_sentence_and_exit_69() -> No
         "python manage.py runjob rotate_ticket_tokens --enqueue --workers 4."
     )
     assert "\n" not in message
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_runjob_enqueue__redis_that_does_not_answer__one_line_and_exit_69(seed, cli: Cli) -> None:
+    seed(100)
+    env = {"BATCHJOBS_TASKS_BACKEND": "rq", "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    migrated = cli.run("migrate", "--noinput", env=env)  # django_rq's (no table)
+    assert migrated.returncode == 0, migrated.stderr
+    result = cli.run("runjob", ROTATE, "--enqueue", "--workers", "2", env=env)
+    assert result.returncode == ExitCode.DATABASE_UNAVAILABLE, result.stderr
+    (line,) = result.stderr.splitlines()
+    run = latest_run(ROTATE)
+    assert run is not None
+    assert line.startswith("CommandError: The rq task backend cannot be reached (ConnectionError: ")
+    assert line.endswith(
+        f"; 0 of 2 tasks for run #{run.pk} of {ROTATE} were enqueued. Start it, then run: "
+        f"python manage.py runjob {ROTATE} --enqueue --workers 2."
+    )
 
 
 def test_enqueue__a_queue_the_backend_does_not_list_names_the_setting() -> None:
