@@ -112,6 +112,7 @@ class SliceStore(RunStore):
 
     def lease_lost(self, run: JobRun | None = None) -> LeaseLost:
         me = f"this worker (pid {self.owner.pid})"
+        tail = f"{me} wrote nothing to it after that and stops"
         row = JobSlice.objects.using(self.alias).filter(pk=self.slice_id).first()
         state = (
             JobRun.objects.using(self.alias)
@@ -119,16 +120,16 @@ class SliceStore(RunStore):
             .values_list("state", flat=True)
             .first()
         )
+        what = f"Slice {self.number} of run #{self.run_id} of {self.job}"
         if state is not None and state != State.RUNNING:
-            how = f"run #{self.run_id} of {self.job} is {state} now"
-        elif row is not None and row.owner_token:
-            how = f"it was taken over by pid {row.owner_pid} on {row.owner_host}"
+            return LeaseLost(f"Run #{self.run_id} of {self.job} is {state} now; {tail}.")
+        if row is not None and row.owner_token:
+            how = f"was taken over by pid {row.owner_pid} on {row.owner_host}"
         else:
-            how = "it was given up"
+            how = "was given up"
         return LeaseLost(
-            f"Slice {self.number} of run #{self.run_id} of {self.job} is no longer {me}'s: "
-            f"{how} while it was not heard from (its heartbeat went stale: frozen, suspended "
-            "or cut off). It wrote nothing after that and stops."
+            f"{what} {how} while {me} was not heard from (its heartbeat went stale: frozen, "
+            f"suspended or cut off); {tail}."
         )
 
 
