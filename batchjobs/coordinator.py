@@ -42,6 +42,7 @@ from batchjobs.models import JobRun, State
 from batchjobs.options import RunOptions
 from batchjobs.parameters import masked
 from batchjobs.progress import ProgressEstimator
+from batchjobs.sharing import started
 from batchjobs.stopping import ForcedStop, Stopper
 from batchjobs.worker import check_can_share
 
@@ -120,6 +121,8 @@ class Coordinator:
                 run_started_by=run.started_by,
                 run_reason=run.reason,
             )
+            if not joined:
+                started(self.job, run, alias=self.alias)
             codes = self._supervise(run)
             return self._outcome(run, codes, joined=joined)
 

@@ -9,11 +9,13 @@ from typing import Any
 
 from django.db import connections, router
 
-from batchjobs import store
+from batchjobs import events, store
 from batchjobs.claim import Claim
+from batchjobs.hooks import Hooks, run_info
 from batchjobs.job import ResumableJob
-from batchjobs.keyset import check_queryset
+from batchjobs.keyset import Keyset, check_queryset
 from batchjobs.lease import Owner
+from batchjobs.models import JobRun
 from batchjobs.options import RunOptions
 from batchjobs.worker import check_can_share
 
@@ -88,14 +90,25 @@ def start_sliced_run(job: ResumableJob, options: RunOptions, *, workers: int) ->
     check_queryset(queryset)
     alias = router.db_for_write(queryset.model)
     check_can_share(job, connections[alias].vendor, workers)
+    owner = Owner.current()
     run = Claim(
         job_name=job.name,
         queryset=queryset,
         key=job.key,
         options=options,
-        owner=Owner.current(),
+        owner=owner,
         alias=alias,
         job=job,
         sliced=True,
     ).run()
+    if run.owner_token == owner.token:  # started or taken over here, not joined
+        started(job, run, alias=alias)
     return run.pk
+
+
+def started(job: ResumableJob, run: JobRun, *, alias: str) -> None:
+    """The job's ``on_start``, once per session of a sliced run: by the process that
+    claimed it (its workers only join)."""
+    keyset = Keyset(job.get_queryset().using(alias), job.key, None)
+    info = run_info(run, job=job.name, high_water_mark=keyset.decode(run.high_water_mark))
+    Hooks(job=job, run=info, log=events.get_logger(job=job.name, run_id=run.pk)).started()
