@@ -8,8 +8,8 @@ events (with the slice and the worker's pid) as its own, and reports the run's p
 the sum over its slices: one live line on a terminal, one stream of JSON events otherwise.
 
 Workers run in a process group of their own, so a Ctrl-C at the terminal reaches them once,
-through the coordinator; and they are told to stop (SIGTERM) if the coordinator dies, so a
-kill -9 of it leaves no worker behind: their slices go back to the pool at once.
+through the coordinator; and they are asked to stop if the coordinator dies, so a kill -9 of
+it leaves no worker behind: they give their slices back and the last one records the end.
 """
 
 from __future__ import annotations
@@ -52,17 +52,18 @@ COORDINATOR_PID = "BATCHJOBS_COORDINATOR_PID"
 _OWN_FIELDS = ("event", "level", "timestamp", "logger", "job")
 
 
-def stop_with_coordinator() -> None:
-    """In a worker process started by a coordinator: be sent SIGTERM when the coordinator
-    dies (Linux's parent-death signal), so that a kill -9 of it stops its workers
-    gracefully; and stop now if it died before this was asked."""
+def stop_with_coordinator(stopper: Stopper) -> None:
+    """In a worker process started by a coordinator: stop gracefully when the coordinator
+    dies, however it dies (Linux's parent-death signal; SIGUSR1, which only ever asks, since
+    the kernel tells it once per thread the coordinator had), and now if it already has."""
     coordinator = os.environ.get(COORDINATOR_PID)
     if not coordinator:
         return
+    signal.signal(signal.SIGUSR1, lambda signum, frame: stopper.ask(signal.SIGTERM))
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGUSR1)
     if os.getppid() != int(coordinator):
-        os.kill(os.getpid(), signal.SIGTERM)
+        stopper.ask(signal.SIGTERM)
 
 
 class Coordinator:

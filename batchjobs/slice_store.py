@@ -170,13 +170,16 @@ def slice_alive(piece: JobSlice, *, now: Any, claimant_pid: int | None = None) -
     )
 
 
-def live_owners(run_id: int, *, using: str) -> list[JobSlice]:
-    """The slices of the run that a live worker owns now."""
-    owned = list(JobSlice.objects.using(using).filter(run_id=run_id).exclude(owner_token=""))
-    if not owned:
+def live_owners(run_id: int, *, using: str, other_than: Owner | None = None) -> list[JobSlice]:
+    """The slices of the run that a live worker (``other_than`` this one) owns now."""
+    owned = JobSlice.objects.using(using).filter(run_id=run_id).exclude(owner_token="")
+    if other_than is not None:
+        owned = owned.exclude(owner_token=other_than.token)
+    pieces = list(owned)
+    if not pieces:
         return []
     now = database_now(connections[using])
-    return [piece for piece in owned if slice_alive(piece, now=now)]
+    return [piece for piece in pieces if slice_alive(piece, now=now)]
 
 
 def unfinished_count(run_id: int, *, using: str) -> int:
@@ -283,6 +286,30 @@ def release_all(run_id: int, *, using: str) -> None:
     """Every slice of the run without an owner: said in the transaction that takes the run
     out of RUNNING, it waits for each chunk in flight and fences the next."""
     JobSlice.objects.using(using).filter(run_id=run_id).update(owner_token="")
+
+
+def described(run_id: int, *, using: str) -> list[dict[str, Any]]:
+    """The run's slices for a report: range, checkpoint, counts, and ``state`` (done; working:
+    a live worker owns it; free: waiting for one, or its worker is gone)."""
+    pieces = list(JobSlice.objects.using(using).filter(run_id=run_id).order_by("number"))
+    now = database_now(connections[using]) if pieces else None
+    return [
+        {
+            "number": p.number,
+            "lower": p.lower,
+            "upper": p.upper,
+            "cursor": p.cursor,
+            "done": p.done,
+            "planned": p.planned,
+            "state": "done"
+            if p.finished_at is not None
+            else "working"
+            if p.owner_token and slice_alive(p, now=now)
+            else "free",
+            "owner": f"pid {p.owner_pid} on {p.owner_host}" if p.owner_token else None,
+        }
+        for p in pieces
+    ]
 
 
 @dataclass(frozen=True)

@@ -131,8 +131,10 @@ class SliceWorker(Runner):
         )
         try:
             stop, _ = self._chunks()
-        except (ForcedStop, LeaseLost):
-            raise
+        except LeaseLost:
+            raise  # not ours any more: nothing to give up
+        except ForcedStop:
+            stop = Stop.SIGNAL  # the chunk in flight was rolled back
         except Exception as exc:
             stop = self._stopped_by(exc)
         finally:
@@ -176,7 +178,8 @@ class SliceWorker(Runner):
                 return self._result(
                     current, f"Run #{run.pk} of {self.job.name} is {current.state}."
                 )
-            if slices.live_owners(run.pk, using=self.alias):
+            others = slices.live_owners(run.pk, using=self.alias, other_than=self.owner)
+            if others:
                 return self._result(current, f"Run #{run.pk} of {self.job.name} goes on.")
             # The last one out: this worker takes the run over to record its end, fenced as
             # a single process's end is.

@@ -19,6 +19,7 @@ from batchjobs.rehearsal import rehearse
 from batchjobs.retry import hiding
 from batchjobs.runner import Runner
 from batchjobs.sharing import run_options_from, sharing, start_sliced_run, worker_args
+from batchjobs.stopping import Stopper
 from batchjobs.worker import SliceWorker
 
 # What the database user needs, said when it lacks a privilege (exit 77).
@@ -225,8 +226,11 @@ class Command(BatchCommand):
             )
             run_options = run_options_from(options)
             if options["worker_for"] is not None:
-                stop_with_coordinator()
-                result = SliceWorker(job, run_options, run_id=options["worker_for"]).work()
+                stopper = Stopper()
+                stop_with_coordinator(stopper)
+                result = SliceWorker(
+                    job, run_options, run_id=options["worker_for"], stopper=stopper
+                ).work()
                 if result.exit_code:
                     raise CommandError(result.message, returncode=result.exit_code)
                 return

@@ -1,0 +1,180 @@
+"""How a run shared by workers stops and goes on: a signal to the coordinator, a kill -9 of
+the coordinator alone, the job's code failing in one worker, --max-runtime, and a
+single-process run continued by workers. Real processes; the database counts rotations.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from batchjobs.exit_codes import ExitCode
+from batchjobs.models import JobRun, JobSlice, State
+from tests.conftest import wait_for
+from tests.faults.helpers import (
+    FAILING,
+    ROTATE,
+    SLOW,
+    assert_rotated_exactly_once,
+    latest_run,
+    snapshot,
+    wait_done,
+)
+from tests.faults.test_workers import _children, _started_workers, _workers
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def _committed_once(audit, run: JobRun) -> None:
+    """What the run counts as done is exactly what was rotated, each row once."""
+    counts = audit.counts()
+    assert set(counts.values()) <= {1}, "a row rotated twice"
+    assert len(counts) == run.done, (len(counts), run.done)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_coordinator_stops_every_worker_gracefully(
+    seed, cli, rotation_audit, procs, signum
+) -> None:
+    seed(8_000)
+    before = snapshot()
+    group = _workers(cli, procs, 2, env={"SCENARIO_CHUNK_SLEEP": "0.03"})
+    workers = _started_workers(group, 2)
+    wait_done(SLOW, 1_000, group)
+    group.signal(signum)
+    code = group.wait(timeout=60)
+    assert code == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum], group.stderr
+    run = latest_run(SLOW)
+    assert run is not None and run.state == State.INTERRUPTED
+    assert not any(_children(group.pid)) and all(not os.path.exists(f"/proc/{p}/cmdline") or
+                                                  _dead(p) for p in workers)  # fmt: skip
+    assert not JobSlice.objects.filter(run=run).exclude(owner_token="").exists()
+    _committed_once(rotation_audit, run)
+    last = group.stderr.strip().splitlines()[-1]
+    assert f"Run #{run.pk} of {SLOW} interrupted by {signal.Signals(signum).name}" in last
+    assert f"runjob {SLOW} --workers 2" in last
+    # Interrupted events came from the workers (one of them recorded the run's end).
+    assert group.events("job.interrupted")
+
+    again = cli.run("runjob", SLOW, "--workers", "2", "--log-format", "json")
+    assert again.returncode == 0, again.stderr
+    assert_rotated_exactly_once(rotation_audit, before)
+
+
+def _dead(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] in (b"Z", b"X")
+    except OSError:
+        return True
+
+
+@pytest.mark.postgres
+def test_kill_9_of_the_coordinator_alone_stops_its_workers__a_plain_runjob_finishes(
+    seed, cli, rotation_audit, procs
+) -> None:
+    seed(8_000)
+    before = snapshot()
+    group = _workers(cli, procs, 2, env={"SCENARIO_CHUNK_SLEEP": "0.03"})
+    workers = _started_workers(group, 2)
+    wait_done(SLOW, 1_000, group)
+    group.kill9()
+    # Told by the parent-death signal, the workers stop at their next chunk boundary.
+    wait_for(lambda: all(_dead(p) for p in workers), timeout=30)
+    run = latest_run(SLOW)
+    assert run is not None and run.state == State.INTERRUPTED, run.state
+    _committed_once(rotation_audit, run)
+
+    # A sliced run stays sliced: runjob without --workers continues it with one worker.
+    rest = cli.run("runjob", SLOW, "--log-format", "json")
+    assert rest.returncode == 0, rest.stderr
+    assert JobRun.objects.get(pk=run.pk).state == State.SUCCEEDED
+    assert_rotated_exactly_once(rotation_audit, before)
+
+
+@pytest.mark.postgres
+def test_the_jobs_code_failing_in_one_worker_fails_the_run_and_keeps_the_checkpoint(
+    seed, cli, rotation_audit, procs
+) -> None:
+    seed(6_000)
+    before = snapshot()
+    bad = sorted(before)[5_500]  # late in the table: other rows commit before it fails
+    broken = cli.run(
+        "runjob", FAILING, "--workers", "2", "--batch-size", "200", "--max-quarantined", "0",
+        "--log-format", "json", env={"SCENARIO_FAIL_KEYS": str(bad)},
+    )  # fmt: skip
+    assert broken.returncode == ExitCode.FAILED, broken.stderr
+    run = latest_run(FAILING)
+    assert run is not None and run.state == State.FAILED
+    last = broken.stderr.strip().splitlines()[-1]
+    assert f"Run #{run.pk} of {FAILING} failed: " in last
+    assert str(bad) in last, last
+    _committed_once(rotation_audit, run)
+
+    fixed = cli.run("runjob", FAILING, "--workers", "2", "--batch-size", "200")
+    assert fixed.returncode == 0, fixed.stderr
+    assert JobRun.objects.get(pk=run.pk).state == State.SUCCEEDED
+    assert_rotated_exactly_once(rotation_audit, before)
+
+
+@pytest.mark.postgres
+def test_max_runtime_stops_every_worker_and_says_so(seed, cli, rotation_audit, procs) -> None:
+    seed(20_000)
+    group = _workers(cli, procs, 2, "--max-runtime", "2", env={"SCENARIO_CHUNK_SLEEP": "0.05"})
+    assert group.wait(timeout=60) == ExitCode.MAX_RUNTIME, group.stderr
+    run = latest_run(SLOW)
+    assert run is not None and run.state == State.INTERRUPTED
+    assert 0 < run.done < 20_000
+    _committed_once(rotation_audit, run)
+    assert "--max-runtime 2s" in group.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.postgres
+def test_a_single_process_run_is_continued_by_workers_from_its_checkpoint(
+    seed, cli, rotation_audit, procs
+) -> None:
+    seed(6_000)
+    before = snapshot()
+    single = procs.spawn(
+        cli, "runjob", SLOW, "--batch-size", "100", "--log-format", "json",
+        env={"SCENARIO_CHUNK_SLEEP": "0.03"},
+    )  # fmt: skip
+    wait_done(SLOW, 1_000, single)
+    single.signal(signal.SIGTERM)
+    assert single.wait(timeout=30) == 143
+    run = latest_run(SLOW)
+    assert run is not None and not run.sliced
+    shared = cli.run("runjob", SLOW, "--workers", "2", "--batch-size", "100")
+    assert shared.returncode == 0, shared.stderr
+    run = JobRun.objects.get(pk=run.pk)
+    assert run.sliced and run.state == State.SUCCEEDED and run.done == len(before)
+    assert_rotated_exactly_once(rotation_audit, before)
+
+
+def test_sqlite_refuses_more_than_one_worker_with_a_sentence(seed, cli) -> None:
+    from django.db import connection  # noqa: PLC0415
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's one writer; on PostgreSQL --workers works (the tests above)")
+    seed(100)
+    refused = cli.run("runjob", ROTATE, "--workers", "2")
+    assert refused.returncode == ExitCode.USAGE, refused.stderr
+    assert "sqlite has one writer at a time" in refused.stderr
+    assert "run without --workers" in refused.stderr
+    assert not JobRun.objects.exists(), "nothing is written"
+    # One worker where there can be only one: the classic run.
+    one = cli.run("runjob", ROTATE, "--workers", "1")
+    assert one.returncode == 0, one.stderr
+    assert JobRun.objects.get().state == State.SUCCEEDED
+
+
+def test_a_job_with_outside_effects_is_refused_with_workers(cli) -> None:
+    refused = cli.run(
+        "runjob", "post_closed_tickets", "--url", "http://127.0.0.1:9/", "--workers", "2"
+    )
+    assert refused.returncode == ExitCode.USAGE, refused.stderr
+    assert "without --workers" in refused.stderr
+    assert not JobRun.objects.exists()
