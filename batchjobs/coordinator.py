@@ -91,6 +91,7 @@ class Coordinator:
         self.queryset = queryset
         self.alias = router.db_for_write(queryset.model)
         self.processes: list[subprocess.Popen[str]] = []
+        self.readers: list[threading.Thread] = []
 
     def run(self) -> Outcome:
         check_can_share(self.job, connections[self.alias].vendor, self.workers)
@@ -106,7 +107,7 @@ class Coordinator:
                 sliced=True,
             ).run()
             self.log = self.log.bind(run_id=run.pk)
-            joined = run.owner_token != self.owner.token
+            joined = bool(run.stats.get("sessions", [{}])[-1].get("joined"))
             self.log.info(
                 events.STARTED,
                 resumed=run.done > 0 or run.chunks > 0,
@@ -161,7 +162,9 @@ class Coordinator:
             (process.stderr, self._relay_text),
         ):
             assert stream is not None
-            threading.Thread(target=relay, args=(stream, process.pid), daemon=True).start()
+            reader = threading.Thread(target=relay, args=(stream, process.pid), daemon=True)
+            reader.start()
+            self.readers.append(reader)
         return process
 
     def _relay_events(self, stream: IO[str], pid: int) -> None:
@@ -208,6 +211,8 @@ class Coordinator:
                 last_emit = now
                 self._report(run, progress, now)
         self._report(run, progress, self.clock())
+        for reader in self.readers:  # the workers' last words (the run's end) come before ours
+            reader.join(timeout=5)
         return [p.returncode for p in self.processes]
 
     def _pass_on(self) -> int:
@@ -221,19 +226,25 @@ class Coordinator:
     def _report(self, run: JobRun, progress: ProgressEstimator, now: float) -> None:
         try:
             sums = slice_store.totals(run.pk, using=self.alias)
+            state = JobRun.objects.using(self.alias).values_list("state", flat=True).get(pk=run.pk)
         except DatabaseError:
             return  # the workers' retries deal with a lost database; report when it is back
+        if state != State.RUNNING:
+            return  # ended: the worker that recorded the end said so (job.finished is last)
         if sums.done > progress.done:
             progress.advance(sums.done - progress.done, now=now)
         snap = progress.snapshot(now=now, sleep_per_chunk=0.0, chunk_size=0)
         with contextlib.suppress(DatabaseError):
-            slice_store.roll_up(
-                run.pk, using=self.alias, rate=snap.rate, eta=snap.eta_seconds, owner=self.owner
-            )
+            slice_store.roll_up(run.pk, using=self.alias, rate=snap.rate, eta=snap.eta_seconds)
         live = sum(1 for p in self.processes if p.poll() is None)
         fields = {**asdict(snap), "chunk_size": None}
         self.log.info(
-            events.PROGRESS, **fields, workers=live, slices=sums.slices, slices_left=sums.unfinished
+            events.PROGRESS,
+            **fields,
+            quarantined=sums.quarantined,
+            workers=live,
+            slices=sums.slices,
+            slices_left=sums.unfinished,
         )
 
     # -- the end -------------------------------------------------------------------------

@@ -189,6 +189,8 @@ class _ConsoleRenderer:
             text = sentences.finished(event, resumed_at=self._resumed_at.get(event.get("run_id")))
         else:
             text = sentences.SENTENCES[kind](event)
+        if event.get("worker") is not None:  # relayed from one of a run's workers
+            text = f"worker {event['worker']}: {text}"
         colour = self._COLOURS.get(str(event.get("level", ""))) if self._colors else None
         return f"{colour}{text}\x1b[0m" if colour else text
 

@@ -101,7 +101,7 @@ def start_sliced_run(job: ResumableJob, options: RunOptions, *, workers: int) ->
         job=job,
         sliced=True,
     ).run()
-    if run.owner_token == owner.token:  # started or taken over here, not joined
+    if not run.stats.get("sessions", [{}])[-1].get("joined"):  # started here, not joined
         started(job, run, alias=alias)
     return run.pk
 

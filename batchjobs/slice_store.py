@@ -53,7 +53,7 @@ class SliceStore(RunStore):
     def lock(self) -> tuple[Any, Controls, Any]:
         """Inside the chunk's transaction: lock this slice if this worker still owns it (and
         its run still runs); its checkpoint and end, and the run's requests, with it."""
-        found = self._slice().select_for_update().values("cursor", "upper").first()
+        found = self._slice().select_for_update(of=("self",)).values("cursor", "upper").first()
         run = (
             JobRun.objects.using(self.alias)
             .filter(pk=self.run_id)
@@ -195,7 +195,7 @@ def claim(run_id: int, owner: Owner, *, using: str) -> JobSlice | None:
         now = database_now(connections[using])
         candidates = (
             JobSlice.objects.using(using)
-            .select_for_update(skip_locked=True)
+            .select_for_update(skip_locked=True, of=("self",))
             .filter(run_id=run_id, finished_at__isnull=True)
             .order_by("number")
         )
@@ -216,53 +216,57 @@ def split(
     The owner of the split slice holds its row for each chunk: the split waits at most one
     chunk for it, then moves the slice's end under the same lock the owner's next chunk
     reads it under, so no row is ever in two slices."""
-    for _ in range(3):  # two workers numbering a new slice at once: one retries
+    for _ in range(5):
         try:
             return _split(run_id, owner, keyset, chunk_size=chunk_size, using=using)
-        except IntegrityError:
+        except (_Raced, IntegrityError):  # two workers numbering a new slice at once, too
             continue
     return None
+
+
+class _Raced(Exception):
+    """The slice changed between the plan and its lock: plan again."""
 
 
 def _split(
     run_id: int, owner: Owner, keyset: Keyset, *, chunk_size: int, using: str
 ) -> JobSlice | None:
+    open_ = JobSlice.objects.using(using).filter(run_id=run_id, finished_at__isnull=True)
+    plan = choose_split(
+        (Remaining(p.pk, p.remaining) for p in open_.only("planned", "done")),
+        chunk_size=chunk_size,
+    )
+    if plan is None or not _running(run_id, using=using):
+        return None
+    seen = open_.filter(pk=plan.slice_id).first()
+    if seen is None:
+        raise _Raced  # it finished while we looked
+    # The middle row is found before the slice is locked: on a large slice that scan takes
+    # a while, and its owner must not wait for it (it waits at most for our UPDATE).
+    after, upper = keyset.decode(seen.cursor), keyset.decode(seen.upper)
+    left = keyset.between(after, upper).order_by(keyset.name)
+    keys = left.values_list(keyset.name, flat=True)
+    middle = keys[plan.keep - 1 : plan.keep].first()
+    if middle is None or middle == upper:
+        # Fewer rows than planned (deleted since): plan what is there and look again.
+        open_.filter(pk=seen.pk).update(planned=seen.done + left.count())
+        raise _Raced
     with transaction.atomic(using=using):
-        if not _running(run_id, using=using):
-            return None
-        open_ = JobSlice.objects.using(using).filter(run_id=run_id, finished_at__isnull=True)
-        plan = choose_split(
-            (Remaining(p.pk, p.remaining) for p in open_.only("planned", "done")),
-            chunk_size=chunk_size,
-        )
-        if plan is None:
-            return None
-        piece = open_.select_for_update().filter(pk=plan.slice_id).first()
-        if piece is None:
-            return None  # it finished while we looked
-        after, upper = keyset.decode(piece.cursor), keyset.decode(piece.upper)
-        left = (
-            keyset.between(after, upper).order_by(keyset.name).values_list(keyset.name, flat=True)
-        )
-        keep = piece.remaining // 2
-        middle = left[keep - 1 : keep].first() if keep > 0 else None
-        if middle is None or middle == upper:
-            # Fewer rows than planned (deleted since): plan what is there and look again.
-            JobSlice.objects.using(using).filter(pk=piece.pk).update(
-                planned=piece.done + left.count()
-            )
-            return None
+        piece = open_.select_for_update(of=("self",)).filter(pk=seen.pk).first()
+        if piece is None or piece.upper != seen.upper:
+            raise _Raced  # finished, or split by another worker meanwhile
+        cursor = keyset.decode(piece.cursor)
+        if cursor is not None and not cursor < middle:
+            raise _Raced  # its owner got past the middle meanwhile
         number = JobSlice.objects.using(using).filter(run_id=run_id).aggregate(n=Max("number"))["n"]
-        JobSlice.objects.using(using).filter(pk=piece.pk).update(
-            upper=keyset.encode(middle), planned=piece.done + keep
-        )
+        open_.filter(pk=piece.pk).update(upper=keyset.encode(middle), planned=seen.done + plan.keep)
         return JobSlice.objects.using(using).create(
             run_id=run_id,
             number=number + 1,
             lower=keyset.encode(middle),
             cursor=keyset.encode(middle),
             upper=piece.upper,
-            planned=piece.remaining - keep,
+            planned=plan.give,
             owner_token=owner.token,
             owner_host=owner.host,
             owner_pid=owner.pid,
@@ -343,26 +347,21 @@ def totals(run_id: int, *, using: str) -> Totals:
 
 
 def roll_up(
-    run_id: int,
-    *,
-    using: str,
-    rate: float | None = None,
-    eta: float | None = None,
-    owner: Owner | None = None,
+    run_id: int, *, using: str, rate: float | None = None, eta: float | None = None
 ) -> Totals:
     """Write the slices' sums to the run row, for listjobs and the admin (not on the chunk
-    path: between chunks, at most once per progress interval). ``owner``: the process that
-    claimed the run keeps its heartbeat fresh with it."""
+    path: between chunks, at most once per progress interval)."""
     sums = totals(run_id, using=using)
     fields: dict[str, Any] = {
         "done": sums.done,
         "chunks": sums.chunks,
         "quarantined": sums.quarantined,
-        "rate": rate,
-        "eta_seconds": eta,
     }
-    rows = JobRun.objects.using(using).filter(pk=run_id, state=State.RUNNING)
-    rows.update(**fields)
-    if owner is not None:
-        rows.filter(owner_token=owner.token).update(heartbeat_at=Now())
+    if rate is not None:  # the coordinator's estimate, from the sums over time
+        fields.update(rate=rate, eta_seconds=eta)
+    elif sums.rate:  # a worker's: the live workers' recent rates, summed
+        total = JobRun.objects.using(using).filter(pk=run_id).values_list("total", flat=True)
+        left = max(0, (total.first() or 0) - sums.done)
+        fields.update(rate=sums.rate, eta_seconds=left / sums.rate)
+    JobRun.objects.using(using).filter(pk=run_id, state=State.RUNNING).update(**fields)
     return sums

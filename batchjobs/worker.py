@@ -26,6 +26,7 @@ from batchjobs.database import cancel_statement, reset_if_broken
 from batchjobs.exceptions import BatchJobError, InvalidOption, LeaseLost, RunNotResumable
 from batchjobs.exit_codes import ExitCode
 from batchjobs.job import ResumableJob
+from batchjobs.lease import run_owner_alive
 from batchjobs.models import JobRun, JobSlice, State
 from batchjobs.options import RunOptions
 from batchjobs.pacing import Stop
@@ -95,7 +96,7 @@ class SliceWorker(Runner):
                 stop = Stop.SIGNAL
             except LeaseLost as exc:
                 self.log.error(events.FAILED, error_class="LeaseLost", error=str(exc))
-                return WorkResult(run.pk, State.RUNNING, False, str(exc), int(ExitCode.FAILED))
+                return WorkResult(run.pk, State.RUNNING, False, str(exc), int(ExitCode.BUSY))
             return self._conclude(run, stop)
 
     def _slices(self, run: JobRun) -> Stop | None:
@@ -179,7 +180,8 @@ class SliceWorker(Runner):
                     current, f"Run #{run.pk} of {self.job.name} is {current.state}."
                 )
             others = slices.live_owners(run.pk, using=self.alias, other_than=self.owner)
-            if others:
+            if others or run_owner_alive(current, alias=self.alias, claiming=True):
+                # Other workers go on, or one of them is recording the run's end.
                 return self._result(current, f"Run #{run.pk} of {self.job.name} goes on.")
             # The last one out: this worker takes the run over to record its end, fenced as
             # a single process's end is.

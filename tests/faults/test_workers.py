@@ -73,13 +73,14 @@ def _slice_row_free(slice_id: int) -> bool:
 def test_two_hosts__one_killed_with_9__the_other_finishes_every_row_once(
     seed, cli, rotation_audit, procs
 ) -> None:
-    seed(12_000)
+    seed(20_000)
     before = snapshot()
-    first = _workers(cli, procs, 2, env={"SCENARIO_CHUNK_SLEEP": "0.02"})
+    # Slow enough chunks that the second host arrives with plenty of work left to split.
+    first = _workers(cli, procs, 2, env={"SCENARIO_CHUNK_SLEEP": "0.05"})
     first_workers = _started_workers(first, 2)
     run = wait_done(SLOW, 1_000, first)
     # The same command on a "second host" joins the run rather than being refused.
-    second = _workers(cli, procs, 2, env={"SCENARIO_CHUNK_SLEEP": "0.02"})
+    second = _workers(cli, procs, 2, env={"SCENARIO_CHUNK_SLEEP": "0.05"})
     started = second.wait_event("job.started")
     assert started["joined"] is True and started["run_id"] == run.pk
     wait_for(lambda: len(second.events("slice.claimed")) == 2, timeout=30)
@@ -160,8 +161,9 @@ def test_pause_tune_restart_refused_resume_and_cancel_with_three_workers(
     seed, cli, rotation_audit, procs
 ) -> None:
     seed(20_000)
-    group = _workers(cli, procs, 3, env={"SCENARIO_CHUNK_SLEEP": "0.03"})
-    run = wait_done(SLOW, 1_500, group)
+    # Slow chunks: the run must outlast an operator's three commands.
+    group = _workers(cli, procs, 3, env={"SCENARIO_CHUNK_SLEEP": "0.2"})
+    run = wait_done(SLOW, 600, group)
     wait_for(lambda: len(group.events("slice.claimed")) >= 3, timeout=30)
 
     tuned = cli.run("runjob", SLOW, "--tune", "--batch-size", "50")
@@ -183,8 +185,8 @@ def test_pause_tune_restart_refused_resume_and_cancel_with_three_workers(
     assert len(counts) == run.done and set(counts.values()) == {1}
     assert "is paused" in group.stderr.strip().splitlines()[-1]
 
-    resumed = _workers(cli, procs, 3, "--resume", env={"SCENARIO_CHUNK_SLEEP": "0.03"})
-    wait_done(SLOW, run.done + 1_000, resumed)
+    resumed = _workers(cli, procs, 3, "--resume", env={"SCENARIO_CHUNK_SLEEP": "0.2"})
+    wait_done(SLOW, run.done + 300, resumed)
     cancelled = cli.run("runjob", SLOW, "--cancel")
     assert cancelled.returncode == 0, cancelled.stderr
     assert resumed.wait(timeout=60) == ExitCode.CANCELLED, resumed.stderr

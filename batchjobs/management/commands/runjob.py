@@ -24,10 +24,13 @@ from batchjobs.worker import SliceWorker
 
 # What the database user needs, said when it lacks a privilege (exit 77).
 RUN_NEEDS = (
-    "SELECT, INSERT and UPDATE on batchjobs_jobrun and batchjobs_quarantinedrow, SELECT and "
-    "UPDATE on the job's table, SELECT on django_migrations, and TEMPORARY on the database"
+    "SELECT, INSERT and UPDATE on batchjobs_jobrun, batchjobs_jobslice and "
+    "batchjobs_quarantinedrow, SELECT and UPDATE on the job's table, SELECT on "
+    "django_migrations, and TEMPORARY on the database"
 )
-CONTROL_NEEDS = "SELECT on django_migrations, and SELECT and UPDATE on batchjobs_jobrun"
+CONTROL_NEEDS = (
+    "SELECT on django_migrations, and SELECT and UPDATE on batchjobs_jobrun and batchjobs_jobslice"
+)
 
 
 class _Parser(CommandParser):
@@ -231,9 +234,8 @@ class Command(BatchCommand):
                 result = SliceWorker(
                     job, run_options, run_id=options["worker_for"], stopper=stopper
                 ).work()
-                if result.exit_code:
-                    raise CommandError(result.message, returncode=result.exit_code)
-                return
+                # Its events said it all, and the coordinator speaks for the run.
+                raise SystemExit(result.exit_code)
             workers = sharing(job, options["workers"])
             if options["enqueue"]:
                 self.stderr.write(self._enqueue(job, run_options, workers or 0, options))
