@@ -205,7 +205,7 @@ class Claim:
     def _take_over(self, run: JobRun) -> JobRun:
         self._check_parameters(run)
         stats = store.with_session(run.stats, self._session())
-        if run.sliced and not self.sliced:
+        if run.sliced and not self.sliced and not self.options.retry_quarantined:
             raise RunNotResumable(
                 f"Run #{run.pk} of {self.job_name} is shared by workers; continue it with "
                 f"`runjob {self.job_name} --workers N`."

@@ -199,6 +199,7 @@ class Coordinator:
         progress = ProgressEstimator(total=run.total, done=run.done, started_at=self.clock())
         passed_on = 0
         last_emit = self.clock()
+        replaced: set[int] = set()
         while any(p.poll() is None for p in self.processes):
             try:
                 if self.stopper.requested and passed_on == 0:
@@ -206,6 +207,8 @@ class Coordinator:
                 self.stopper.sleep(0.2)
             except ForcedStop:
                 passed_on = self._pass_on()
+            if not self.stopper.requested:
+                self._replace_lost(run, replaced)
             now = self.clock()
             if now - last_emit >= self.settings.PROGRESS_INTERVAL_SECONDS:
                 last_emit = now
@@ -214,6 +217,29 @@ class Coordinator:
         for reader in self.readers:  # the workers' last words (the run's end) come before ours
             reader.join(timeout=5)
         return [p.returncode for p in self.processes]
+
+    def _replace_lost(self, run: JobRun, replaced: set[int]) -> None:
+        """A worker killed by a signal nobody here sent (kill -9, the OOM killer) is
+        replaced while the run goes on: its slice waits for the next worker that looks,
+        and there should be as many as the operator asked for. At most as many
+        replacements as workers, so a worker that cannot live is not restarted for ever."""
+        for process in list(self.processes):
+            code = process.poll()
+            if code is None or code >= 0 or process.pid in replaced:
+                continue
+            replaced.add(process.pid)
+            if len(replaced) > self.workers or not slice_store.unfinished_count(
+                run.pk, using=self.alias
+            ):
+                continue
+            new = self._spawn(run)
+            self.processes.append(new)
+            self.log.warning(
+                events.WORKER_LOST,
+                pid=process.pid,
+                signal=signal.Signals(-code).name,
+                replaced_by=new.pid,
+            )
 
     def _pass_on(self) -> int:
         signum = self.stopper.signum or signal.SIGTERM

@@ -45,6 +45,8 @@ SLICE_FINISHED = "slice.finished"
 SLICE_RELEASED = "slice.released"
 # A line a worker process wrote that is not an event (a traceback, a warning).
 WORKER_SAID = "worker.said"
+# A worker process killed by a signal nobody sent it here; the coordinator starts another.
+WORKER_LOST = "worker.lost"
 
 
 def get_logger(**bound: Any) -> structlog.stdlib.BoundLogger:

@@ -266,6 +266,13 @@ def slice_released(event: Event) -> str:
     return f"Gave slice {slice_} back ({why}): it goes on from its checkpoint."
 
 
+def worker_lost(event: Event) -> str:
+    return (
+        f"Worker {event.get('pid', '?')} was killed ({event.get('signal', '?')}); its slice "
+        f"goes on from its checkpoint, and worker {event.get('replaced_by', '?')} takes its place."
+    )
+
+
 def worker_said(event: Event) -> str:
     return str(event.get("text", ""))
 
@@ -291,4 +298,5 @@ SENTENCES: dict[str, Callable[[Event], str]] = {
     "slice.finished": slice_finished,
     "slice.released": slice_released,
     "worker.said": worker_said,
+    "worker.lost": worker_lost,
 }

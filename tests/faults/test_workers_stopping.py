@@ -178,3 +178,47 @@ def test_a_job_with_outside_effects_is_refused_with_workers(cli) -> None:
     assert refused.returncode == ExitCode.USAGE, refused.stderr
     assert "without --workers" in refused.stderr
     assert not JobRun.objects.exists()
+
+
+@pytest.mark.postgres
+def test_a_worker_killed_with_9_is_replaced_and_its_slice_finished_by_the_others(
+    seed, cli, rotation_audit, procs
+) -> None:
+    seed(10_000)
+    before = snapshot()
+    group = _workers(cli, procs, 2, env={"SCENARIO_CHUNK_SLEEP": "0.05"})
+    victim = _started_workers(group, 2)[0]
+    wait_done(SLOW, 1_000, group)
+    os.kill(victim, signal.SIGKILL)
+    assert group.wait(timeout=120) == 0, group.stderr
+    (lost,) = group.events("worker.lost")
+    assert (lost["pid"], lost["signal"]) == (victim, "SIGKILL")
+    assert lost["replaced_by"] not in (victim, None)
+    assert JobRun.objects.get(pk=latest_run(SLOW).pk).state == State.SUCCEEDED
+    assert_rotated_exactly_once(rotation_audit, before)
+
+
+@pytest.mark.postgres
+def test_rows_failing_in_two_slices_are_quarantined_for_the_whole_run(
+    seed, cli, rotation_audit, procs
+) -> None:
+    seed(6_000)
+    before = snapshot()
+    keys = sorted(before)
+    bad = [keys[1_000], keys[5_000]]  # one in each half of the table
+    args = ("runjob", FAILING, "--workers", "2", "--batch-size", "200")
+    first = cli.run(*args, env={"SCENARIO_FAIL_KEYS": ",".join(map(str, bad))})
+    assert first.returncode == ExitCode.QUARANTINED, first.stderr
+    run = latest_run(FAILING)
+    assert run is not None and run.state == State.QUARANTINED
+    assert run.quarantined == 2 and run.done == len(before) - 2
+    assert sorted(run.quarantined_rows.values_list("key", flat=True)) == bad
+    listed = cli.run("listjobs", FAILING)
+    assert f"2 rows (keys {bad[0]}, {bad[1]})" in listed.stdout, listed.stdout
+
+    # Fixed: the single-process retry reopens the shared run for just those rows.
+    retried = cli.run("runjob", FAILING, "--retry-quarantined")
+    assert retried.returncode == 0, retried.stderr
+    run = JobRun.objects.get(pk=run.pk)
+    assert (run.state, run.quarantined, run.done) == (State.SUCCEEDED, 0, len(before))
+    assert_rotated_exactly_once(rotation_audit, before)
