@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections, router
 
 from batchjobs import conf, events, slice_store
-from batchjobs.claim import Claim, os_user
+from batchjobs.claim import os_user
 from batchjobs.ending import Outcome
 from batchjobs.exit_codes import ExitCode
 from batchjobs.job import ResumableJob
@@ -42,7 +42,7 @@ from batchjobs.models import JobRun, State
 from batchjobs.options import RunOptions
 from batchjobs.parameters import masked
 from batchjobs.progress import ProgressEstimator
-from batchjobs.sharing import started
+from batchjobs.sharing import claim_shared
 from batchjobs.stopping import ForcedStop, Stopper
 from batchjobs.worker import check_can_share
 
@@ -88,7 +88,6 @@ class Coordinator:
         self.log = events.get_logger(job=job.name)
         queryset = job.get_queryset()
         check_queryset(queryset)
-        self.queryset = queryset
         self.alias = router.db_for_write(queryset.model)
         self.processes: list[subprocess.Popen[str]] = []
         self.readers: list[threading.Thread] = []
@@ -96,18 +95,8 @@ class Coordinator:
     def run(self) -> Outcome:
         check_can_share(self.job, connections[self.alias].vendor, self.workers)
         with self.stopper.installed():
-            run = Claim(
-                job_name=self.job.name,
-                queryset=self.queryset,
-                key=self.job.key,
-                options=self.options,
-                owner=self.owner,
-                alias=self.alias,
-                job=self.job,
-                sliced=True,
-            ).run()
+            run, joined = claim_shared(self.job, self.options, owner=self.owner, alias=self.alias)
             self.log = self.log.bind(run_id=run.pk)
-            joined = bool(run.stats.get("sessions", [{}])[-1].get("joined"))
             self.log.info(
                 events.STARTED,
                 resumed=run.done > 0 or run.chunks > 0,
@@ -123,8 +112,6 @@ class Coordinator:
                 run_started_by=run.started_by,
                 run_reason=run.reason,
             )
-            if not joined:
-                started(self.job, run, alias=self.alias)
             codes = self._supervise(run)
             return self._outcome(run, codes, joined=joined)
 

@@ -90,10 +90,19 @@ def start_sliced_run(job: ResumableJob, options: RunOptions, *, workers: int) ->
     check_queryset(queryset)
     alias = router.db_for_write(queryset.model)
     check_can_share(job, connections[alias].vendor, workers)
-    owner = Owner.current()
+    run, _ = claim_shared(job, options, owner=Owner.current(), alias=alias)
+    return run.pk
+
+
+def claim_shared(
+    job: ResumableJob, options: RunOptions, *, owner: Owner, alias: str
+) -> tuple[JobRun, bool]:
+    """The sliced run of ``job``, created, taken over or joined (``True``: joined, a live
+    run's workers are at work). Its ``on_start`` is called by the process that claimed it,
+    once per session; the processes that join do not call it again."""
     run = Claim(
         job_name=job.name,
-        queryset=queryset,
+        queryset=job.get_queryset(),
         key=job.key,
         options=options,
         owner=owner,
@@ -101,14 +110,13 @@ def start_sliced_run(job: ResumableJob, options: RunOptions, *, workers: int) ->
         job=job,
         sliced=True,
     ).run()
-    if not run.stats.get("sessions", [{}])[-1].get("joined"):  # started here, not joined
+    joined = bool(run.stats.get("sessions", [{}])[-1].get("joined"))
+    if not joined:
         started(job, run, alias=alias)
-    return run.pk
+    return run, joined
 
 
 def started(job: ResumableJob, run: JobRun, *, alias: str) -> None:
-    """The job's ``on_start``, once per session of a sliced run: by the process that
-    claimed it (its workers only join)."""
     keyset = Keyset(job.get_queryset().using(alias), job.key, None)
     info = run_info(run, job=job.name, high_water_mark=keyset.decode(run.high_water_mark))
     Hooks(job=job, run=info, log=events.get_logger(job=job.name, run_id=run.pk)).started()

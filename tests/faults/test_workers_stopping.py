@@ -22,7 +22,7 @@ from tests.faults.helpers import (
     snapshot,
     wait_done,
 )
-from tests.faults.test_workers import _children, _started_workers, _workers
+from tests.faults.test_workers import _children, _gone, _started_workers, _workers
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -50,7 +50,7 @@ def test_a_signal_to_the_coordinator_stops_every_worker_gracefully(
     run = latest_run(SLOW)
     assert run is not None and run.state == State.INTERRUPTED
     assert not any(_children(group.pid)) and all(not os.path.exists(f"/proc/{p}/cmdline") or
-                                                  _dead(p) for p in workers)  # fmt: skip
+                                                  _gone(p) for p in workers)  # fmt: skip
     assert not JobSlice.objects.filter(run=run).exclude(owner_token="").exists()
     _committed_once(rotation_audit, run)
     last = group.stderr.strip().splitlines()[-1]
@@ -64,14 +64,6 @@ def test_a_signal_to_the_coordinator_stops_every_worker_gracefully(
     assert_rotated_exactly_once(rotation_audit, before)
 
 
-def _dead(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rpartition(b")")[2].split()[0] in (b"Z", b"X")
-    except OSError:
-        return True
-
-
 @pytest.mark.postgres
 def test_kill_9_of_the_coordinator_alone_stops_its_workers__a_plain_runjob_finishes(
     seed, cli, rotation_audit, procs
@@ -83,7 +75,7 @@ def test_kill_9_of_the_coordinator_alone_stops_its_workers__a_plain_runjob_finis
     wait_done(SLOW, 1_000, group)
     group.kill9()
     # Told by the parent-death signal, the workers stop at their next chunk boundary.
-    wait_for(lambda: all(_dead(p) for p in workers), timeout=30)
+    wait_for(lambda: all(_gone(p) for p in workers), timeout=30)
     run = latest_run(SLOW)
     assert run is not None and run.state == State.INTERRUPTED, run.state
     _committed_once(rotation_audit, run)
