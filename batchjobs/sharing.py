@@ -69,9 +69,14 @@ def options_from_argv(job_name: str, argv: Sequence[str]) -> RunOptions:
     return run_options_from(vars(parser.parse_args([job_name, *argv])))
 
 
-def sharing(job: ResumableJob, workers: int | None) -> int | None:
+def sharing(
+    job: ResumableJob, workers: int | None, *, retry_quarantined: bool = False
+) -> int | None:
     """How many workers share this run (``None``: one process, the classic run). A sliced
-    unfinished run stays sliced: it is continued by workers (one, unless told more)."""
+    unfinished run stays sliced: it is continued by workers (one, unless told more). The
+    rows a run set aside are retried by one process, whoever did the rest."""
+    if retry_quarantined:
+        return None
     alias = router.db_for_write(job.get_queryset().model)
     current = store.unfinished(job.name, using=alias)
     if workers is None and (current is None or not current.sliced):

@@ -236,7 +236,9 @@ class Command(BatchCommand):
                 ).work()
                 # Its events said it all, and the coordinator speaks for the run.
                 raise SystemExit(result.exit_code)
-            workers = sharing(job, options["workers"])
+            workers = sharing(
+                job, options["workers"], retry_quarantined=options["retry_quarantined"]
+            )
             if options["enqueue"]:
                 self.stderr.write(self._enqueue(job, run_options, workers or 0, options))
                 return
