@@ -29,11 +29,13 @@ from dataclasses import asdict
 from typing import IO
 
 from django.conf import settings
-from django.db import DatabaseError, connections, router
+from django.db import DatabaseError, InterfaceError, connections, router
 
-from batchjobs import conf, events, slice_store
+from batchjobs import conf, events, retry, slice_store
 from batchjobs.claim import os_user
+from batchjobs.database import reset_if_broken
 from batchjobs.ending import Outcome
+from batchjobs.exceptions import DatabaseUnavailable
 from batchjobs.exit_codes import ExitCode
 from batchjobs.job import ResumableJob
 from batchjobs.keyset import check_queryset
@@ -240,14 +242,18 @@ class Coordinator:
         try:
             sums = slice_store.totals(run.pk, using=self.alias)
             state = JobRun.objects.using(self.alias).values_list("state", flat=True).get(pk=run.pk)
-        except DatabaseError:
-            return  # the workers' retries deal with a lost database; report when it is back
+        except (DatabaseError, InterfaceError):
+            # The workers' retries deal with a lost database; report when it is back, on a
+            # new connection.
+            with contextlib.suppress(DatabaseError, InterfaceError):
+                reset_if_broken(connections[self.alias])
+            return
         if state != State.RUNNING:
             return  # ended: the worker that recorded the end said so (job.finished is last)
         if sums.done > progress.done:
             progress.advance(sums.done - progress.done, now=now)
         snap = progress.snapshot(now=now, sleep_per_chunk=0.0, chunk_size=0)
-        with contextlib.suppress(DatabaseError):
+        with contextlib.suppress(DatabaseError, InterfaceError):
             slice_store.roll_up(run.pk, using=self.alias, rate=snap.rate, eta=snap.eta_seconds)
         live = sum(1 for p in self.processes if p.poll() is None)
         fields = {**asdict(snap), "chunk_size": None}
@@ -264,7 +270,16 @@ class Coordinator:
 
     def _outcome(self, run: JobRun, codes: list[int], *, joined: bool) -> Outcome:
         """The run's state once this host's workers are gone, as one sentence and code."""
-        current = JobRun.objects.using(self.alias).get(pk=run.pk)
+        try:
+            reset_if_broken(connections[self.alias])
+            current = JobRun.objects.using(self.alias).get(pk=run.pk)
+        except (DatabaseError, InterfaceError) as exc:
+            raise DatabaseUnavailable(
+                f"Run #{run.pk} of {self.job.name}: this host's workers stopped, and the "
+                f"database could not be asked how the run stands ({retry.describe(exc)[1]}). "
+                f"Every committed chunk is kept: see `listjobs {self.job.name}` when it is "
+                f"back, and resume with `runjob {self.job.name} --workers {self.workers}`."
+            ) from None
         state = State(current.state)
         name, rid = self.job.name, run.pk
         failures = sorted({c for c in codes if c not in (0,)})
@@ -304,6 +319,8 @@ class Coordinator:
                 int(ExitCode.MAX_RUNTIME),
                 f"stopped at --max-runtime {self.options.max_runtime:g}s",
             )
+        elif ExitCode.DATABASE_UNAVAILABLE in codes:
+            code, why = int(ExitCode.DATABASE_UNAVAILABLE), "lost the database"
         elif failures:
             code, why = int(ExitCode.FAILED), f"left by workers that exited with {failures}"
         else:

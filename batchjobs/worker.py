@@ -97,7 +97,21 @@ class SliceWorker(Runner):
             except LeaseLost as exc:
                 self.log.error(events.FAILED, error_class="LeaseLost", error=str(exc))
                 return WorkResult(run.pk, State.RUNNING, False, str(exc), int(ExitCode.BUSY))
+            except DatabaseError as exc:
+                if retry.classify(exc) is not retry.ErrorKind.CONNECTION_LOST:
+                    raise
+                return self._database_lost(run, exc)
             return self._conclude(run, stop)
+
+    def _database_lost(self, run: JobRun, exc: BaseException) -> WorkResult:
+        """Every retry failed to reach the database: nothing can be recorded (the slice's
+        lease goes stale, and the next worker or run takes it from its checkpoint)."""
+        error_class, error = retry.describe(exc)
+        self.log.error(
+            events.INTERRUPTED, cause="database lost", error_class=error_class, error=error
+        )
+        message = f"Run #{run.pk} of {self.job.name}: this worker lost the database ({error})."
+        return WorkResult(run.pk, State.RUNNING, False, message, int(ExitCode.DATABASE_UNAVAILABLE))
 
     def _slices(self, run: JobRun) -> Stop | None:
         """Slice after slice until none is left for this worker (``None``) or a stop."""

@@ -9,6 +9,7 @@ import os
 import signal
 
 import pytest
+from django.db import connection
 
 from batchjobs.exit_codes import ExitCode
 from batchjobs.models import JobRun, JobSlice, State
@@ -18,7 +19,9 @@ from tests.faults.helpers import (
     ROTATE,
     SLOW,
     assert_rotated_exactly_once,
+    backends,
     latest_run,
+    runner_cli,
     snapshot,
     wait_done,
 )
@@ -214,4 +217,29 @@ def test_rows_failing_in_two_slices_are_quarantined_for_the_whole_run(
     assert retried.returncode == 0, retried.stderr
     run = JobRun.objects.get(pk=run.pk)
     assert (run.state, run.quarantined, run.done) == (State.SUCCEEDED, 0, len(before))
+    assert_rotated_exactly_once(rotation_audit, before)
+
+
+@pytest.mark.postgres
+def test_every_connection_terminated_mid_run__workers_reconnect_and_finish_exactly_once(
+    seed, cli, rotation_audit, procs
+) -> None:
+    seed(8_000)
+    before = snapshot()
+    app = "faults_terminated_workers"
+    group = procs.spawn(
+        runner_cli(cli, app), "runjob", SLOW, "--workers", "2", "--batch-size", "100",
+        "--log-format", "json", env={"SCENARIO_CHUNK_SLEEP": "0.05"},
+    )  # fmt: skip
+    for target in (1_500, 4_000):
+        wait_done(SLOW, target, group)
+        pids = [pid for pid, *_ in backends(app)]
+        assert len(pids) >= 2, f"expected the workers' connections (and the coordinator's): {pids}"
+        with connection.cursor() as c:
+            for pid in pids:
+                c.execute("SELECT pg_terminate_backend(%s)", [pid])
+    assert group.wait(timeout=120) == 0, group.stderr
+    lost = [e for e in group.events("job.retry") if e["error_kind"] == "connection_lost"]
+    assert len(lost) >= 2, group.events("job.retry")
+    assert JobRun.objects.get(pk=latest_run(SLOW).pk).state == State.SUCCEEDED
     assert_rotated_exactly_once(rotation_audit, before)
