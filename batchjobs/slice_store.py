@@ -21,18 +21,23 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, OperationalError, connections, transaction
 from django.db.models import F, Max, QuerySet, Sum
 from django.db.models.functions import Coalesce, Now
 
 from batchjobs import conf
 from batchjobs.database import now as database_now
+from batchjobs.database import set_local_timeouts
 from batchjobs.exceptions import LeaseLost
 from batchjobs.keyset import Keyset
 from batchjobs.lease import Owner, owner_alive
 from batchjobs.models import JobRun, JobSlice, State
+from batchjobs.retry import ErrorKind, classify
 from batchjobs.slicing import Remaining, choose_split
 from batchjobs.store import Controls, RunStore
+
+# How long a split or the last worker's end waits for a row another session holds.
+LOCK_WAIT = 5.0
 
 
 class SliceStore(RunStore):
@@ -221,6 +226,10 @@ def split(
             return _split(run_id, owner, keyset, chunk_size=chunk_size, using=using)
         except (_Raced, IntegrityError):  # two workers numbering a new slice at once, too
             continue
+        except OperationalError as exc:
+            if classify(exc) is not ErrorKind.LOCK_TIMEOUT:
+                raise
+            return None  # its owner's row stayed locked: leave that slice to its owner
     return None
 
 
@@ -252,6 +261,9 @@ def _split(
         open_.filter(pk=seen.pk).update(planned=seen.done + left.count())
         raise _Raced
     with transaction.atomic(using=using):
+        # Its owner holds the row for one chunk; a lost host's open transaction could hold
+        # it for ever: then this worker looks for other work.
+        set_local_timeouts(connections[using], statement_seconds=None, lock_seconds=LOCK_WAIT)
         piece = open_.select_for_update(of=("self",)).filter(pk=seen.pk).first()
         if piece is None or piece.upper != seen.upper:
             raise _Raced  # finished, or split by another worker meanwhile

@@ -22,7 +22,7 @@ from django.db.models.functions import Now
 
 from batchjobs import events, registry, retry
 from batchjobs import slice_store as slices
-from batchjobs.database import cancel_statement, reset_if_broken
+from batchjobs.database import cancel_statement, reset_if_broken, set_local_timeouts
 from batchjobs.exceptions import BatchJobError, InvalidOption, LeaseLost, RunNotResumable
 from batchjobs.exit_codes import ExitCode
 from batchjobs.job import ResumableJob
@@ -101,7 +101,20 @@ class SliceWorker(Runner):
                 if retry.classify(exc) is not retry.ErrorKind.CONNECTION_LOST:
                     raise
                 return self._database_lost(run, exc)
-            return self._conclude(run, stop)
+            try:
+                return self.attempts(lambda: self._conclude(run, stop))
+            except DatabaseError as exc:
+                # Its slice is given up already: the next worker or run records the end.
+                error_class, error = retry.describe(exc)
+                self.log.error(events.FAILED, error_class=error_class, error=error)
+                message = (
+                    f"Run #{run.pk} of {self.job.name}: this worker could not record how "
+                    f"the run ended ({error}); `runjob {self.job.name}` will."
+                )
+                code = ExitCode.DATABASE_UNAVAILABLE
+                if retry.classify(exc) is not retry.ErrorKind.CONNECTION_LOST:
+                    code = ExitCode.FAILED
+                return WorkResult(run.pk, State.RUNNING, False, message, int(code))
 
     def _database_lost(self, run: JobRun, exc: BaseException) -> WorkResult:
         """Every retry failed to reach the database: nothing can be recorded (the slice's
@@ -188,6 +201,12 @@ class SliceWorker(Runner):
             return WorkResult(run.pk, State.RUNNING, True, "handed off")
         reset_if_broken(self.connection)
         with transaction.atomic(using=self.alias):
+            # An operator's command holds the run row for a moment; a lost host's open
+            # transaction could hold it for ever: then this worker's lock wait ends (a
+            # retried lock timeout) and the next worker or run records the end.
+            set_local_timeouts(
+                self.connection, statement_seconds=None, lock_seconds=slices.LOCK_WAIT
+            )
             current = JobRun.objects.using(self.alias).select_for_update().get(pk=run.pk)
             if current.state != State.RUNNING:
                 return self._result(
