@@ -130,3 +130,32 @@ def test_claims_skip_a_locked_slice_and_a_live_owners(seed_items) -> None:
     JobSlice.objects.filter(pk=held.pk).update(owner_pid=2**22 + 1)
     again = slice_store.claim(run.pk, Owner.current(), using="default")
     assert again is not None and again.pk == held.pk
+
+
+def test_a_split_gives_up_on_a_slice_a_lost_session_holds(seed_items) -> None:
+    seed_items(2_000)
+    run = _sliced_run(2_000)
+    keyset = Keyset(Item.objects.all(), "pk", None)
+    piece = slice_store.claim(run.pk, Owner.current(), using="default")
+    assert piece is not None
+    lost = _other_connection()  # a host that went away inside a chunk's transaction
+    got: list[Any] = []
+    try:
+        with lost.cursor() as c:
+            c.execute("SELECT 1 FROM batchjobs_jobslice WHERE id = %s FOR UPDATE", [piece.pk])
+
+        def split() -> None:
+            got.append(
+                slice_store.split(run.pk, Owner.current(), keyset, chunk_size=10, using="default")
+            )
+            connection.close()
+
+        worker = threading.Thread(target=split)
+        worker.start()
+        worker.join(timeout=slice_store.LOCK_WAIT + 10)
+        assert not worker.is_alive(), "the split waited on the lost session's lock"
+    finally:
+        lost.rollback()
+        lost.close()
+    assert got == [None]
+    assert JobSlice.objects.filter(run=run).count() == 1, "nothing was split"
