@@ -23,16 +23,18 @@ from django.utils.html import format_html
 from batchjobs import control, store
 from batchjobs.admin_display import cell, live_values, plain, records, table
 from batchjobs.exceptions import BatchJobError, InvalidOption
-from batchjobs.models import UNFINISHED, JobRun, QuarantinedRow
+from batchjobs.models import UNFINISHED, JobRun, JobSlice, QuarantinedRow
 from batchjobs.parameters import masked
 
 if TYPE_CHECKING:
     from django.forms import ModelForm
 
     _InlineBase = admin.TabularInline[QuarantinedRow, JobRun]
+    _SliceInlineBase = admin.TabularInline[JobSlice, JobRun]
     _AdminBase = admin.ModelAdmin[JobRun]
 else:  # the stubs' generics; Django's admin classes cannot be subscripted at run time
     _InlineBase = admin.TabularInline
+    _SliceInlineBase = admin.TabularInline
     _AdminBase = admin.ModelAdmin
 
 
@@ -44,6 +46,26 @@ class QuarantinedRowInline(_InlineBase):
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: JobRun | None = None) -> bool:
+        return False
+
+
+class JobSliceInline(_SliceInlineBase):
+    """A sliced run's key ranges, each with its checkpoint, counts and worker: read only
+    (workers own them)."""
+
+    model = JobSlice
+    extra = 0
+    can_delete = False
+    fields = (
+        "number", "lower", "upper", "cursor", "done", "planned", "chunks", "retries",
+        "owner_host", "owner_pid", "heartbeat_at", "finished_at",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: JobRun | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: JobRun | None = None) -> bool:
         return False
 
 
@@ -63,7 +85,7 @@ class JobRunAdmin(_AdminBase):
     list_filter = ("job", "state")
     search_fields = ("job", "reason", "started_by")
     actions = ("pause", "cancel")
-    inlines = (QuarantinedRowInline,)
+    inlines = (JobSliceInline, QuarantinedRowInline)
     fields = (
         "job",
         "shown_state",

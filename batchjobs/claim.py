@@ -27,7 +27,6 @@ from batchjobs.models import JobRun, State
 from batchjobs.options import RunOptions
 from batchjobs.retry import ErrorKind, classify, explain
 
-_SESSIONS_KEPT = 50
 _LOCK_WAIT = 5.0
 
 
@@ -134,13 +133,16 @@ class Claim:
         if not joinable or self.options.restart or self.options.retry_quarantined:
             raise RunBusy(busy_message(self.job_name, current))
         self._check_parameters(current)
+        store.add_session(current, {**self._session(), "joined": True}, using=self.alias)
         return current
 
     def _owner_fields(self) -> dict[str, Any]:
+        # A sliced run's row has no owner: its workers own its slices, and the last one out
+        # owns the row only to record the end (so that exactly one worker does).
         return {
-            "owner_token": self.owner.token,
-            "owner_host": self.owner.host,
-            "owner_pid": self.owner.pid,
+            "owner_token": "" if self.sliced else self.owner.token,
+            "owner_host": "" if self.sliced else self.owner.host,
+            "owner_pid": None if self.sliced else self.owner.pid,
             "heartbeat_at": Now(),
             "requested_action": "",
             # Live tuning belongs to the session it was given to; a new one starts from
@@ -202,9 +204,8 @@ class Claim:
 
     def _take_over(self, run: JobRun) -> JobRun:
         self._check_parameters(run)
-        stats = dict(run.stats)
-        stats["sessions"] = [*stats.get("sessions", []), self._session()][-_SESSIONS_KEPT:]
-        if run.sliced and not self.sliced:
+        stats = store.with_session(run.stats, self._session())
+        if run.sliced and not self.sliced and not self.options.retry_quarantined:
             raise RunNotResumable(
                 f"Run #{run.pk} of {self.job_name} is shared by workers; continue it with "
                 f"`runjob {self.job_name} --workers N`."

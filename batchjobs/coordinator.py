@@ -8,8 +8,8 @@ events (with the slice and the worker's pid) as its own, and reports the run's p
 the sum over its slices: one live line on a terminal, one stream of JSON events otherwise.
 
 Workers run in a process group of their own, so a Ctrl-C at the terminal reaches them once,
-through the coordinator; and they are told to stop (SIGTERM) if the coordinator dies, so a
-kill -9 of it leaves no worker behind: their slices go back to the pool at once.
+through the coordinator; and they are asked to stop if the coordinator dies, so a kill -9 of
+it leaves no worker behind: they give their slices back and the last one records the end.
 """
 
 from __future__ import annotations
@@ -29,11 +29,13 @@ from dataclasses import asdict
 from typing import IO
 
 from django.conf import settings
-from django.db import DatabaseError, connections, router
+from django.db import DatabaseError, InterfaceError, connections, router
 
-from batchjobs import conf, events, slice_store
-from batchjobs.claim import Claim, os_user
+from batchjobs import conf, events, retry, slice_store
+from batchjobs.claim import os_user
+from batchjobs.database import reset_if_broken
 from batchjobs.ending import Outcome
+from batchjobs.exceptions import DatabaseUnavailable
 from batchjobs.exit_codes import ExitCode
 from batchjobs.job import ResumableJob
 from batchjobs.keyset import check_queryset
@@ -42,6 +44,7 @@ from batchjobs.models import JobRun, State
 from batchjobs.options import RunOptions
 from batchjobs.parameters import masked
 from batchjobs.progress import ProgressEstimator
+from batchjobs.sharing import claim_shared
 from batchjobs.stopping import ForcedStop, Stopper
 from batchjobs.worker import check_can_share
 
@@ -51,17 +54,18 @@ COORDINATOR_PID = "BATCHJOBS_COORDINATOR_PID"
 _OWN_FIELDS = ("event", "level", "timestamp", "logger", "job")
 
 
-def stop_with_coordinator() -> None:
-    """In a worker process started by a coordinator: be sent SIGTERM when the coordinator
-    dies (Linux's parent-death signal), so that a kill -9 of it stops its workers
-    gracefully; and stop now if it died before this was asked."""
+def stop_with_coordinator(stopper: Stopper) -> None:
+    """In a worker process started by a coordinator: stop gracefully when the coordinator
+    dies, however it dies (Linux's parent-death signal; SIGUSR1, which only ever asks, since
+    the kernel tells it once per thread the coordinator had), and now if it already has."""
     coordinator = os.environ.get(COORDINATOR_PID)
     if not coordinator:
         return
+    signal.signal(signal.SIGUSR1, lambda signum, frame: stopper.ask(signal.SIGTERM))
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGUSR1)
     if os.getppid() != int(coordinator):
-        os.kill(os.getpid(), signal.SIGTERM)
+        stopper.ask(signal.SIGTERM)
 
 
 class Coordinator:
@@ -86,25 +90,15 @@ class Coordinator:
         self.log = events.get_logger(job=job.name)
         queryset = job.get_queryset()
         check_queryset(queryset)
-        self.queryset = queryset
         self.alias = router.db_for_write(queryset.model)
         self.processes: list[subprocess.Popen[str]] = []
+        self.readers: list[threading.Thread] = []
 
     def run(self) -> Outcome:
         check_can_share(self.job, connections[self.alias].vendor, self.workers)
         with self.stopper.installed():
-            run = Claim(
-                job_name=self.job.name,
-                queryset=self.queryset,
-                key=self.job.key,
-                options=self.options,
-                owner=self.owner,
-                alias=self.alias,
-                job=self.job,
-                sliced=True,
-            ).run()
+            run, joined = claim_shared(self.job, self.options, owner=self.owner, alias=self.alias)
             self.log = self.log.bind(run_id=run.pk)
-            joined = run.owner_token != self.owner.token
             self.log.info(
                 events.STARTED,
                 resumed=run.done > 0 or run.chunks > 0,
@@ -157,7 +151,9 @@ class Coordinator:
             (process.stderr, self._relay_text),
         ):
             assert stream is not None
-            threading.Thread(target=relay, args=(stream, process.pid), daemon=True).start()
+            reader = threading.Thread(target=relay, args=(stream, process.pid), daemon=True)
+            reader.start()
+            self.readers.append(reader)
         return process
 
     def _relay_events(self, stream: IO[str], pid: int) -> None:
@@ -192,6 +188,7 @@ class Coordinator:
         progress = ProgressEstimator(total=run.total, done=run.done, started_at=self.clock())
         passed_on = 0
         last_emit = self.clock()
+        replaced: set[int] = set()
         while any(p.poll() is None for p in self.processes):
             try:
                 if self.stopper.requested and passed_on == 0:
@@ -199,12 +196,39 @@ class Coordinator:
                 self.stopper.sleep(0.2)
             except ForcedStop:
                 passed_on = self._pass_on()
+            if not self.stopper.requested:
+                self._replace_lost(run, replaced)
             now = self.clock()
             if now - last_emit >= self.settings.PROGRESS_INTERVAL_SECONDS:
                 last_emit = now
                 self._report(run, progress, now)
         self._report(run, progress, self.clock())
+        for reader in self.readers:  # the workers' last words (the run's end) come before ours
+            reader.join(timeout=5)
         return [p.returncode for p in self.processes]
+
+    def _replace_lost(self, run: JobRun, replaced: set[int]) -> None:
+        """A worker killed by a signal nobody here sent (kill -9, the OOM killer) is
+        replaced while the run goes on: its slice waits for the next worker that looks,
+        and there should be as many as the operator asked for. At most as many
+        replacements as workers, so a worker that cannot live is not restarted for ever."""
+        for process in list(self.processes):
+            code = process.poll()
+            if code is None or code >= 0 or process.pid in replaced:
+                continue
+            replaced.add(process.pid)
+            if len(replaced) > self.workers or not slice_store.unfinished_count(
+                run.pk, using=self.alias
+            ):
+                continue
+            new = self._spawn(run)
+            self.processes.append(new)
+            self.log.warning(
+                events.WORKER_LOST,
+                pid=process.pid,
+                signal=signal.Signals(-code).name,
+                replaced_by=new.pid,
+            )
 
     def _pass_on(self) -> int:
         signum = self.stopper.signum or signal.SIGTERM
@@ -217,26 +241,45 @@ class Coordinator:
     def _report(self, run: JobRun, progress: ProgressEstimator, now: float) -> None:
         try:
             sums = slice_store.totals(run.pk, using=self.alias)
-        except DatabaseError:
-            return  # the workers' retries deal with a lost database; report when it is back
+            state = JobRun.objects.using(self.alias).values_list("state", flat=True).get(pk=run.pk)
+        except (DatabaseError, InterfaceError):
+            # The workers' retries deal with a lost database; report when it is back, on a
+            # new connection.
+            with contextlib.suppress(DatabaseError, InterfaceError):
+                reset_if_broken(connections[self.alias])
+            return
+        if state != State.RUNNING:
+            return  # ended: the worker that recorded the end said so (job.finished is last)
         if sums.done > progress.done:
             progress.advance(sums.done - progress.done, now=now)
         snap = progress.snapshot(now=now, sleep_per_chunk=0.0, chunk_size=0)
-        with contextlib.suppress(DatabaseError):
-            slice_store.roll_up(
-                run.pk, using=self.alias, rate=snap.rate, eta=snap.eta_seconds, owner=self.owner
-            )
+        with contextlib.suppress(DatabaseError, InterfaceError):
+            slice_store.roll_up(run.pk, using=self.alias, rate=snap.rate, eta=snap.eta_seconds)
         live = sum(1 for p in self.processes if p.poll() is None)
         fields = {**asdict(snap), "chunk_size": None}
         self.log.info(
-            events.PROGRESS, **fields, workers=live, slices=sums.slices, slices_left=sums.unfinished
+            events.PROGRESS,
+            **fields,
+            quarantined=sums.quarantined,
+            workers=live,
+            slices=sums.slices,
+            slices_left=sums.unfinished,
         )
 
     # -- the end -------------------------------------------------------------------------
 
     def _outcome(self, run: JobRun, codes: list[int], *, joined: bool) -> Outcome:
         """The run's state once this host's workers are gone, as one sentence and code."""
-        current = JobRun.objects.using(self.alias).get(pk=run.pk)
+        try:
+            reset_if_broken(connections[self.alias])
+            current = JobRun.objects.using(self.alias).get(pk=run.pk)
+        except (DatabaseError, InterfaceError) as exc:
+            raise DatabaseUnavailable(
+                f"Run #{run.pk} of {self.job.name}: this host's workers stopped, and the "
+                f"database could not be asked how the run stands ({retry.describe(exc)[1]}). "
+                f"Every committed chunk is kept: see `listjobs {self.job.name}` when it is "
+                f"back, and resume with `runjob {self.job.name} --workers {self.workers}`."
+            ) from None
         state = State(current.state)
         name, rid = self.job.name, run.pk
         failures = sorted({c for c in codes if c not in (0,)})
@@ -276,6 +319,8 @@ class Coordinator:
                 int(ExitCode.MAX_RUNTIME),
                 f"stopped at --max-runtime {self.options.max_runtime:g}s",
             )
+        elif ExitCode.DATABASE_UNAVAILABLE in codes:
+            code, why = int(ExitCode.DATABASE_UNAVAILABLE), "lost the database"
         elif failures:
             code, why = int(ExitCode.FAILED), f"left by workers that exited with {failures}"
         else:

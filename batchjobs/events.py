@@ -45,6 +45,8 @@ SLICE_FINISHED = "slice.finished"
 SLICE_RELEASED = "slice.released"
 # A line a worker process wrote that is not an event (a traceback, a warning).
 WORKER_SAID = "worker.said"
+# A worker process killed by a signal nobody sent it here; the coordinator starts another.
+WORKER_LOST = "worker.lost"
 
 
 def get_logger(**bound: Any) -> structlog.stdlib.BoundLogger:
@@ -189,6 +191,8 @@ class _ConsoleRenderer:
             text = sentences.finished(event, resumed_at=self._resumed_at.get(event.get("run_id")))
         else:
             text = sentences.SENTENCES[kind](event)
+        if event.get("worker") is not None:  # relayed from one of a run's workers
+            text = f"worker {event['worker']}: {text}"
         colour = self._COLOURS.get(str(event.get("level", ""))) if self._colors else None
         return f"{colour}{text}\x1b[0m" if colour else text
 

@@ -20,6 +20,24 @@ from batchjobs.stopping import ForcedStop
 if TYPE_CHECKING:
     from structlog.stdlib import BoundLogger
 
+    from batchjobs.models import JobRun
+
+
+def run_info(run: JobRun, *, job: str, high_water_mark: Any) -> RunInfo:
+    """What the hooks are told of ``run`` as claimed (``high_water_mark`` decoded)."""
+    # The column is nullable, but store.create sets it on every run it makes.
+    assert run.started_at is not None, f"run #{run.pk} has no started_at"
+    return RunInfo(
+        run_id=run.pk,
+        started_at=run.started_at,
+        high_water_mark=high_water_mark,
+        job=job,
+        state=str(run.state),
+        done=run.done,
+        total=run.total,
+        resumed=run.chunks > 0 or run.done > 0,
+    )
+
 
 class Hooks:
     """The job's hooks for one worker's session on one run. ``run`` is the run as claimed;

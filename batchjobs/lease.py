@@ -109,11 +109,10 @@ def ended_by(action: str, owner: Owner, user: str) -> dict[str, Any]:
     return {"action": action, "by": user, "host": owner.host, "pid": owner.pid}
 
 
-def alive(run: JobRun, *, alias: str = "default", claiming: bool = False) -> bool:
-    """Is the process that owns ``run`` (or, for a sliced run, any of its workers) still at
-    work? (Judged on the database's clock.)
-    ``claiming``: asked by a process that wants the run, whose own pid cannot be the owner."""
-    if run.owner_token and owner_alive(
+def run_owner_alive(run: JobRun, *, alias: str = "default", claiming: bool = False) -> bool:
+    """Is the process recorded on the run row itself at work? (A sliced run's row has an
+    owner only while one of its workers records the run's end.)"""
+    return bool(run.owner_token) and owner_alive(
         owner_token=run.owner_token,
         owner_host=run.owner_host,
         owner_pid=run.owner_pid,
@@ -121,7 +120,14 @@ def alive(run: JobRun, *, alias: str = "default", claiming: bool = False) -> boo
         now=database_now(connections[alias]),
         claimant_pid=os.getpid() if claiming else None,
         stale_after=timedelta(seconds=conf.get().STALE_AFTER_SECONDS),
-    ):
+    )
+
+
+def alive(run: JobRun, *, alias: str = "default", claiming: bool = False) -> bool:
+    """Is the process that owns ``run`` (or, for a sliced run, any of its workers) still at
+    work? (Judged on the database's clock.)
+    ``claiming``: asked by a process that wants the run, whose own pid cannot be the owner."""
+    if run_owner_alive(run, alias=alias, claiming=claiming):
         return True
     if run.sliced and run.state == "running":
         # A sliced run lives while any of its workers does, whoever started it.

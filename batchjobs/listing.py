@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
-from batchjobs import control, events, outbox, sentences, store
+from batchjobs import control, events, outbox, sentences, slice_store, store
 from batchjobs.models import JobRun, State
 from batchjobs.parameters import as_flags, masked
 from batchjobs.progress import format_duration
@@ -56,6 +56,9 @@ def run_summary(run: JobRun | None) -> dict[str, Any] | None:
         "verification": run.verification,
         "stats": run.stats,
         "effects": outbox.tally(run.pk, using=run._state.db or "default"),
+        "slices": slice_store.described(run.pk, using=run._state.db or "default")
+        if run.sliced
+        else [],
     }
 
 
@@ -80,6 +83,8 @@ def detail_lines(run: dict[str, Any]) -> list[tuple[str, str]]:
             lines.append(("sessions" if i == 0 else "", _session(session)))
     if run["owner"]:
         lines.append(("owner", f"{run['owner']}, last heard {short_time(run['heartbeat_at'])}"))
+    if run["slices"]:
+        lines += _slice_lines(run["slices"])
     ended = run["stats"].get("ended_by")
     if ended:
         lines.append(
@@ -130,6 +135,21 @@ def detail_lines(run: dict[str, Any]) -> list[tuple[str, str]]:
         if run["cursor"] is not None:
             keys += f", committed through {run['cursor']}"
         lines.append(("keys", keys))
+    return lines
+
+
+def _slice_lines(pieces: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """``workers`` (the live ones) and one line per slice not yet done."""
+    working = [p for p in pieces if p["state"] == "working"]
+    done = sum(1 for p in pieces if p["state"] == "done")
+    at_work = f"{len(working)} at work" + "".join(f", {p['owner']}" for p in working)
+    lines = [("workers", at_work), ("slices", f"{len(pieces)}, {done} done")]
+    for p in pieces:
+        if p["state"] != "done":
+            keys = f"keys {p['lower'] if p['lower'] is not None else 'start'}..{p['upper']}"
+            where = f", at {p['cursor']}" if p["cursor"] != p["lower"] else ""
+            counts = f"{p['done']:,} of ~{p['planned']:,}"
+            lines.append(("", f"#{p['number']} {p['state']}: {keys}{where}, {counts}"))
     return lines
 
 

@@ -143,7 +143,9 @@ class JobSlice(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["run", "number"]
+        # By the column, not the relation: ordering by "run" would join the run row into
+        # every slice query, and FOR UPDATE would then lock the run row for every chunk.
+        ordering = ["run_id", "number"]
         constraints = [
             models.UniqueConstraint(fields=["run", "number"], name="batchjobs_one_slice_number")
         ]

@@ -30,8 +30,8 @@ from batchjobs.exceptions import (
     JobFailed,
     LeaseLost,
 )
-from batchjobs.hooks import Hooks
-from batchjobs.job import ResumableJob, RunInfo
+from batchjobs.hooks import Hooks, run_info
+from batchjobs.job import ResumableJob
 from batchjobs.keyset import Keyset, check_queryset
 from batchjobs.lease import Owner
 from batchjobs.models import JobRun
@@ -141,17 +141,8 @@ class Runner:
         settings, options, clock = self.settings, self.options, self.clock
         last = run.high_water_mark if store is None else upto
         self.keyset = replace(self.unbounded, upto=self.unbounded.decode(last))
-        # The column is nullable, but store.create sets it on every run it makes.
-        assert run.started_at is not None, f"run #{run.pk} has no started_at"
-        self.info = RunInfo(
-            run_id=run.pk,
-            started_at=run.started_at,
-            high_water_mark=self.keyset.upto,
-            job=self.job.name,
-            state=str(run.state),
-            done=run.done,
-            total=run.total,
-            resumed=run.chunks > 0 or run.done > 0,
+        self.info = run_info(
+            run, job=self.job.name, high_water_mark=self.unbounded.decode(run.high_water_mark)
         )
         self.hooks = Hooks(job=self.job, run=self.info, log=self.log)
         self.store = store or RunStore(

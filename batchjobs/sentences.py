@@ -77,6 +77,14 @@ def started(event: Event) -> str:
         text += "."
     else:
         text = f"Started {_run(event)}: {rows}, by {by}."
+    workers = event.get("workers")
+    if event.get("joined"):
+        text = (
+            f"Joined {_run(event)} with {count(workers)} more workers, at "
+            f"{of_total(event.get('done'), total, ' rows')}, by {by}."
+        )
+    elif workers:
+        text = f"{text[:-1]}, with {count(workers)} workers."
     reason = event.get("reason") or event.get("run_reason")
     if reason:
         text += f" Reason: {reason}."
@@ -240,6 +248,35 @@ def hook_failed(event: Event) -> str:
     )
 
 
+def slice_claimed(event: Event) -> str:
+    lower = event.get("cursor")
+    keys = f"keys after {lower}" if lower is not None else "keys from the start"
+    return (
+        f"Took slice {event.get('slice', '?')}: {keys} up to {event.get('upper', '?')}, "
+        f"about {count(event.get('planned'))} rows."
+    )
+
+
+def slice_finished(event: Event) -> str:
+    return f"Slice {event.get('slice', '?')} done."
+
+
+def slice_released(event: Event) -> str:
+    slice_, why = event.get("slice", "?"), event.get("why", "?")
+    return f"Gave slice {slice_} back ({why}): it goes on from its checkpoint."
+
+
+def worker_lost(event: Event) -> str:
+    return (
+        f"Worker {event.get('pid', '?')} was killed ({event.get('signal', '?')}); its slice "
+        f"goes on from its checkpoint, and worker {event.get('replaced_by', '?')} takes its place."
+    )
+
+
+def worker_said(event: Event) -> str:
+    return str(event.get("text", ""))
+
+
 SENTENCES: dict[str, Callable[[Event], str]] = {
     "job.started": started,
     "job.finished": finished,
@@ -257,4 +294,9 @@ SENTENCES: dict[str, Callable[[Event], str]] = {
     "job.effect_retry": effect_retry,
     "job.effects_delivered": effects_delivered,
     "job.hook_failed": hook_failed,
+    "slice.claimed": slice_claimed,
+    "slice.finished": slice_finished,
+    "slice.released": slice_released,
+    "worker.said": worker_said,
+    "worker.lost": worker_lost,
 }

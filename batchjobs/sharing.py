@@ -9,11 +9,13 @@ from typing import Any
 
 from django.db import connections, router
 
-from batchjobs import store
+from batchjobs import events, store
 from batchjobs.claim import Claim
+from batchjobs.hooks import Hooks, run_info
 from batchjobs.job import ResumableJob
-from batchjobs.keyset import check_queryset
+from batchjobs.keyset import Keyset, check_queryset
 from batchjobs.lease import Owner
+from batchjobs.models import JobRun
 from batchjobs.options import RunOptions
 from batchjobs.worker import check_can_share
 
@@ -67,9 +69,14 @@ def options_from_argv(job_name: str, argv: Sequence[str]) -> RunOptions:
     return run_options_from(vars(parser.parse_args([job_name, *argv])))
 
 
-def sharing(job: ResumableJob, workers: int | None) -> int | None:
+def sharing(
+    job: ResumableJob, workers: int | None, *, retry_quarantined: bool = False
+) -> int | None:
     """How many workers share this run (``None``: one process, the classic run). A sliced
-    unfinished run stays sliced: it is continued by workers (one, unless told more)."""
+    unfinished run stays sliced: it is continued by workers (one, unless told more). The
+    rows a run set aside are retried by one process, whoever did the rest."""
+    if retry_quarantined:
+        return None
     alias = router.db_for_write(job.get_queryset().model)
     current = store.unfinished(job.name, using=alias)
     if workers is None and (current is None or not current.sliced):
@@ -88,14 +95,33 @@ def start_sliced_run(job: ResumableJob, options: RunOptions, *, workers: int) ->
     check_queryset(queryset)
     alias = router.db_for_write(queryset.model)
     check_can_share(job, connections[alias].vendor, workers)
+    run, _ = claim_shared(job, options, owner=Owner.current(), alias=alias)
+    return run.pk
+
+
+def claim_shared(
+    job: ResumableJob, options: RunOptions, *, owner: Owner, alias: str
+) -> tuple[JobRun, bool]:
+    """The sliced run of ``job``, created, taken over or joined (``True``: joined, a live
+    run's workers are at work). Its ``on_start`` is called by the process that claimed it,
+    once per session; the processes that join do not call it again."""
     run = Claim(
         job_name=job.name,
-        queryset=queryset,
+        queryset=job.get_queryset(),
         key=job.key,
         options=options,
-        owner=Owner.current(),
+        owner=owner,
         alias=alias,
         job=job,
         sliced=True,
     ).run()
-    return run.pk
+    joined = bool(run.stats.get("sessions", [{}])[-1].get("joined"))
+    if not joined:
+        started(job, run, alias=alias)
+    return run, joined
+
+
+def started(job: ResumableJob, run: JobRun, *, alias: str) -> None:
+    keyset = Keyset(job.get_queryset().using(alias), job.key, None)
+    info = run_info(run, job=job.name, high_water_mark=keyset.decode(run.high_water_mark))
+    Hooks(job=job, run=info, log=events.get_logger(job=job.name, run_id=run.pk)).started()

@@ -21,18 +21,23 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, OperationalError, connections, transaction
 from django.db.models import F, Max, QuerySet, Sum
 from django.db.models.functions import Coalesce, Now
 
 from batchjobs import conf
 from batchjobs.database import now as database_now
+from batchjobs.database import set_local_timeouts
 from batchjobs.exceptions import LeaseLost
 from batchjobs.keyset import Keyset
 from batchjobs.lease import Owner, owner_alive
 from batchjobs.models import JobRun, JobSlice, State
+from batchjobs.retry import ErrorKind, classify
 from batchjobs.slicing import Remaining, choose_split
 from batchjobs.store import Controls, RunStore
+
+# How long a split or the last worker's end waits for a row another session holds.
+LOCK_WAIT = 5.0
 
 
 class SliceStore(RunStore):
@@ -53,7 +58,7 @@ class SliceStore(RunStore):
     def lock(self) -> tuple[Any, Controls, Any]:
         """Inside the chunk's transaction: lock this slice if this worker still owns it (and
         its run still runs); its checkpoint and end, and the run's requests, with it."""
-        found = self._slice().select_for_update().values("cursor", "upper").first()
+        found = self._slice().select_for_update(of=("self",)).values("cursor", "upper").first()
         run = (
             JobRun.objects.using(self.alias)
             .filter(pk=self.run_id)
@@ -112,6 +117,7 @@ class SliceStore(RunStore):
 
     def lease_lost(self, run: JobRun | None = None) -> LeaseLost:
         me = f"this worker (pid {self.owner.pid})"
+        tail = f"{me} wrote nothing to it after that and stops"
         row = JobSlice.objects.using(self.alias).filter(pk=self.slice_id).first()
         state = (
             JobRun.objects.using(self.alias)
@@ -119,16 +125,16 @@ class SliceStore(RunStore):
             .values_list("state", flat=True)
             .first()
         )
+        what = f"Slice {self.number} of run #{self.run_id} of {self.job}"
         if state is not None and state != State.RUNNING:
-            how = f"run #{self.run_id} of {self.job} is {state} now"
-        elif row is not None and row.owner_token:
-            how = f"it was taken over by pid {row.owner_pid} on {row.owner_host}"
+            return LeaseLost(f"Run #{self.run_id} of {self.job} is {state} now; {tail}.")
+        if row is not None and row.owner_token:
+            how = f"was taken over by pid {row.owner_pid} on {row.owner_host}"
         else:
-            how = "it was given up"
+            how = "was given up"
         return LeaseLost(
-            f"Slice {self.number} of run #{self.run_id} of {self.job} is no longer {me}'s: "
-            f"{how} while it was not heard from (its heartbeat went stale: frozen, suspended "
-            "or cut off). It wrote nothing after that and stops."
+            f"{what} {how} while {me} was not heard from (its heartbeat went stale: frozen, "
+            f"suspended or cut off); {tail}."
         )
 
 
@@ -169,13 +175,16 @@ def slice_alive(piece: JobSlice, *, now: Any, claimant_pid: int | None = None) -
     )
 
 
-def live_owners(run_id: int, *, using: str) -> list[JobSlice]:
-    """The slices of the run that a live worker owns now."""
-    owned = list(JobSlice.objects.using(using).filter(run_id=run_id).exclude(owner_token=""))
-    if not owned:
+def live_owners(run_id: int, *, using: str, other_than: Owner | None = None) -> list[JobSlice]:
+    """The slices of the run that a live worker (``other_than`` this one) owns now."""
+    owned = JobSlice.objects.using(using).filter(run_id=run_id).exclude(owner_token="")
+    if other_than is not None:
+        owned = owned.exclude(owner_token=other_than.token)
+    pieces = list(owned)
+    if not pieces:
         return []
     now = database_now(connections[using])
-    return [piece for piece in owned if slice_alive(piece, now=now)]
+    return [piece for piece in pieces if slice_alive(piece, now=now)]
 
 
 def unfinished_count(run_id: int, *, using: str) -> int:
@@ -191,7 +200,7 @@ def claim(run_id: int, owner: Owner, *, using: str) -> JobSlice | None:
         now = database_now(connections[using])
         candidates = (
             JobSlice.objects.using(using)
-            .select_for_update(skip_locked=True)
+            .select_for_update(skip_locked=True, of=("self",))
             .filter(run_id=run_id, finished_at__isnull=True)
             .order_by("number")
         )
@@ -212,53 +221,64 @@ def split(
     The owner of the split slice holds its row for each chunk: the split waits at most one
     chunk for it, then moves the slice's end under the same lock the owner's next chunk
     reads it under, so no row is ever in two slices."""
-    for _ in range(3):  # two workers numbering a new slice at once: one retries
+    for _ in range(5):
         try:
             return _split(run_id, owner, keyset, chunk_size=chunk_size, using=using)
-        except IntegrityError:
+        except (_Raced, IntegrityError):  # two workers numbering a new slice at once, too
             continue
+        except OperationalError as exc:
+            if classify(exc) is not ErrorKind.LOCK_TIMEOUT:
+                raise
+            return None  # its owner's row stayed locked: leave that slice to its owner
     return None
+
+
+class _Raced(Exception):
+    """The slice changed between the plan and its lock: plan again."""
 
 
 def _split(
     run_id: int, owner: Owner, keyset: Keyset, *, chunk_size: int, using: str
 ) -> JobSlice | None:
+    open_ = JobSlice.objects.using(using).filter(run_id=run_id, finished_at__isnull=True)
+    plan = choose_split(
+        (Remaining(p.pk, p.remaining) for p in open_.only("planned", "done")),
+        chunk_size=chunk_size,
+    )
+    if plan is None or not _running(run_id, using=using):
+        return None
+    seen = open_.filter(pk=plan.slice_id).first()
+    if seen is None:
+        raise _Raced  # it finished while we looked
+    # The middle row is found before the slice is locked: on a large slice that scan takes
+    # a while, and its owner must not wait for it (it waits at most for our UPDATE).
+    after, upper = keyset.decode(seen.cursor), keyset.decode(seen.upper)
+    left = keyset.between(after, upper).order_by(keyset.name)
+    keys = left.values_list(keyset.name, flat=True)
+    middle = keys[plan.keep - 1 : plan.keep].first()
+    if middle is None or middle == upper:
+        # Fewer rows than planned (deleted since): plan what is there and look again.
+        open_.filter(pk=seen.pk).update(planned=seen.done + left.count())
+        raise _Raced
     with transaction.atomic(using=using):
-        if not _running(run_id, using=using):
-            return None
-        open_ = JobSlice.objects.using(using).filter(run_id=run_id, finished_at__isnull=True)
-        plan = choose_split(
-            (Remaining(p.pk, p.remaining) for p in open_.only("planned", "done")),
-            chunk_size=chunk_size,
-        )
-        if plan is None:
-            return None
-        piece = open_.select_for_update().filter(pk=plan.slice_id).first()
-        if piece is None:
-            return None  # it finished while we looked
-        after, upper = keyset.decode(piece.cursor), keyset.decode(piece.upper)
-        left = (
-            keyset.between(after, upper).order_by(keyset.name).values_list(keyset.name, flat=True)
-        )
-        keep = piece.remaining // 2
-        middle = left[keep - 1 : keep].first() if keep > 0 else None
-        if middle is None or middle == upper:
-            # Fewer rows than planned (deleted since): plan what is there and look again.
-            JobSlice.objects.using(using).filter(pk=piece.pk).update(
-                planned=piece.done + left.count()
-            )
-            return None
+        # Its owner holds the row for one chunk; a lost host's open transaction could hold
+        # it for ever: then this worker looks for other work.
+        set_local_timeouts(connections[using], statement_seconds=None, lock_seconds=LOCK_WAIT)
+        piece = open_.select_for_update(of=("self",)).filter(pk=seen.pk).first()
+        if piece is None or piece.upper != seen.upper:
+            raise _Raced  # finished, or split by another worker meanwhile
+        cursor = keyset.decode(piece.cursor)
+        if cursor is not None and not cursor < middle:
+            raise _Raced  # its owner got past the middle meanwhile
         number = JobSlice.objects.using(using).filter(run_id=run_id).aggregate(n=Max("number"))["n"]
-        JobSlice.objects.using(using).filter(pk=piece.pk).update(
-            upper=keyset.encode(middle), planned=piece.done + keep
-        )
+        open_.filter(pk=piece.pk).update(upper=keyset.encode(middle), planned=seen.done + plan.keep)
         return JobSlice.objects.using(using).create(
             run_id=run_id,
             number=number + 1,
             lower=keyset.encode(middle),
             cursor=keyset.encode(middle),
             upper=piece.upper,
-            planned=piece.remaining - keep,
+            planned=plan.give,
             owner_token=owner.token,
             owner_host=owner.host,
             owner_pid=owner.pid,
@@ -282,6 +302,30 @@ def release_all(run_id: int, *, using: str) -> None:
     """Every slice of the run without an owner: said in the transaction that takes the run
     out of RUNNING, it waits for each chunk in flight and fences the next."""
     JobSlice.objects.using(using).filter(run_id=run_id).update(owner_token="")
+
+
+def described(run_id: int, *, using: str) -> list[dict[str, Any]]:
+    """The run's slices for a report: range, checkpoint, counts, and ``state`` (done; working:
+    a live worker owns it; free: waiting for one, or its worker is gone)."""
+    pieces = list(JobSlice.objects.using(using).filter(run_id=run_id).order_by("number"))
+    now = database_now(connections[using]) if pieces else None
+    return [
+        {
+            "number": p.number,
+            "lower": p.lower,
+            "upper": p.upper,
+            "cursor": p.cursor,
+            "done": p.done,
+            "planned": p.planned,
+            "state": "done"
+            if p.finished_at is not None
+            else "working"
+            if p.owner_token and slice_alive(p, now=now)
+            else "free",
+            "owner": f"pid {p.owner_pid} on {p.owner_host}" if p.owner_token else None,
+        }
+        for p in pieces
+    ]
 
 
 @dataclass(frozen=True)
@@ -315,26 +359,21 @@ def totals(run_id: int, *, using: str) -> Totals:
 
 
 def roll_up(
-    run_id: int,
-    *,
-    using: str,
-    rate: float | None = None,
-    eta: float | None = None,
-    owner: Owner | None = None,
+    run_id: int, *, using: str, rate: float | None = None, eta: float | None = None
 ) -> Totals:
     """Write the slices' sums to the run row, for listjobs and the admin (not on the chunk
-    path: between chunks, at most once per progress interval). ``owner``: the process that
-    claimed the run keeps its heartbeat fresh with it."""
+    path: between chunks, at most once per progress interval)."""
     sums = totals(run_id, using=using)
     fields: dict[str, Any] = {
         "done": sums.done,
         "chunks": sums.chunks,
         "quarantined": sums.quarantined,
-        "rate": rate,
-        "eta_seconds": eta,
     }
-    rows = JobRun.objects.using(using).filter(pk=run_id, state=State.RUNNING)
-    rows.update(**fields)
-    if owner is not None:
-        rows.filter(owner_token=owner.token).update(heartbeat_at=Now())
+    if rate is not None:  # the coordinator's estimate, from the sums over time
+        fields.update(rate=rate, eta_seconds=eta)
+    elif sums.rate:  # a worker's: the live workers' recent rates, summed
+        total = JobRun.objects.using(using).filter(pk=run_id).values_list("total", flat=True)
+        left = max(0, (total.first() or 0) - sums.done)
+        fields.update(rate=sums.rate, eta_seconds=left / sums.rate)
+    JobRun.objects.using(using).filter(pk=run_id, state=State.RUNNING).update(**fields)
     return sums

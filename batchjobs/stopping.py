@@ -69,6 +69,14 @@ class Stopper:
             self.forced = True
             raise ForcedStop(signum)
 
+    def ask(self, signum: int) -> None:
+        """Ask for a graceful stop, however many times this is called: for a request that
+        may come more than once and must never force (a coordinator's death is told once
+        per thread it had)."""
+        if not self.event.is_set():
+            self.signum = signum
+            self.event.set()
+
     def hold(self) -> None:
         """Hold stop signals back until the enclosing ``released_on_exit`` block ends: for a
         moment that must not be torn (a COMMIT), since a handler that raises in the middle

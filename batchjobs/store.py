@@ -32,6 +32,7 @@ from batchjobs.models import (
 )
 
 _RETRIES_KEPT = 100  # the audit trail keeps the newest retries: when, where and why
+_SESSIONS_KEPT = 50  # and the newest sessions: who worked on the run, where, with what
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,17 @@ def to_continue(job: str, *, quarantined: bool = False, using: str = "default") 
         return unfinished(job, using=using)
     runs = runs_of(job, using=using).filter(state=State.QUARANTINED)
     return runs.order_by("-created_at", "-id").first()
+
+
+def with_session(stats: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
+    """``stats`` with one more line in the audit trail of processes that worked on the run."""
+    return {**stats, "sessions": [*stats.get("sessions", []), session][-_SESSIONS_KEPT:]}
+
+
+def add_session(run: JobRun, session: dict[str, Any], *, using: str = "default") -> None:
+    """A process joined a live sliced run: a line in its audit trail (under the run lock)."""
+    run.stats = with_session(run.stats, session)
+    JobRun.objects.using(using).filter(pk=run.pk).update(stats=run.stats)
 
 
 def create(job: str, *, using: str = "default", **fields: Any) -> JobRun:

@@ -22,10 +22,11 @@ from django.db.models.functions import Now
 
 from batchjobs import events, registry, retry
 from batchjobs import slice_store as slices
-from batchjobs.database import cancel_statement, reset_if_broken
+from batchjobs.database import cancel_statement, reset_if_broken, set_local_timeouts
 from batchjobs.exceptions import BatchJobError, InvalidOption, LeaseLost, RunNotResumable
 from batchjobs.exit_codes import ExitCode
 from batchjobs.job import ResumableJob
+from batchjobs.lease import run_owner_alive
 from batchjobs.models import JobRun, JobSlice, State
 from batchjobs.options import RunOptions
 from batchjobs.pacing import Stop
@@ -95,8 +96,35 @@ class SliceWorker(Runner):
                 stop = Stop.SIGNAL
             except LeaseLost as exc:
                 self.log.error(events.FAILED, error_class="LeaseLost", error=str(exc))
-                return WorkResult(run.pk, State.RUNNING, False, str(exc), int(ExitCode.FAILED))
-            return self._conclude(run, stop)
+                return WorkResult(run.pk, State.RUNNING, False, str(exc), int(ExitCode.BUSY))
+            except DatabaseError as exc:
+                if retry.classify(exc) is not retry.ErrorKind.CONNECTION_LOST:
+                    raise
+                return self._database_lost(run, exc)
+            try:
+                return self.attempts(lambda: self._conclude(run, stop))
+            except DatabaseError as exc:
+                # Its slice is given up already: the next worker or run records the end.
+                error_class, error = retry.describe(exc)
+                self.log.error(events.FAILED, error_class=error_class, error=error)
+                message = (
+                    f"Run #{run.pk} of {self.job.name}: this worker could not record how "
+                    f"the run ended ({error}); `runjob {self.job.name}` will."
+                )
+                code = ExitCode.DATABASE_UNAVAILABLE
+                if retry.classify(exc) is not retry.ErrorKind.CONNECTION_LOST:
+                    code = ExitCode.FAILED
+                return WorkResult(run.pk, State.RUNNING, False, message, int(code))
+
+    def _database_lost(self, run: JobRun, exc: BaseException) -> WorkResult:
+        """Every retry failed to reach the database: nothing can be recorded (the slice's
+        lease goes stale, and the next worker or run takes it from its checkpoint)."""
+        error_class, error = retry.describe(exc)
+        self.log.error(
+            events.INTERRUPTED, cause="database lost", error_class=error_class, error=error
+        )
+        message = f"Run #{run.pk} of {self.job.name}: this worker lost the database ({error})."
+        return WorkResult(run.pk, State.RUNNING, False, message, int(ExitCode.DATABASE_UNAVAILABLE))
 
     def _slices(self, run: JobRun) -> Stop | None:
         """Slice after slice until none is left for this worker (``None``) or a stop."""
@@ -131,8 +159,10 @@ class SliceWorker(Runner):
         )
         try:
             stop, _ = self._chunks()
-        except (ForcedStop, LeaseLost):
-            raise
+        except LeaseLost:
+            raise  # not ours any more: nothing to give up
+        except ForcedStop:
+            stop = Stop.SIGNAL  # the chunk in flight was rolled back
         except Exception as exc:
             stop = self._stopped_by(exc)
         finally:
@@ -171,12 +201,20 @@ class SliceWorker(Runner):
             return WorkResult(run.pk, State.RUNNING, True, "handed off")
         reset_if_broken(self.connection)
         with transaction.atomic(using=self.alias):
+            # An operator's command holds the run row for a moment; a lost host's open
+            # transaction could hold it for ever: then this worker's lock wait ends (a
+            # retried lock timeout) and the next worker or run records the end.
+            set_local_timeouts(
+                self.connection, statement_seconds=None, lock_seconds=slices.LOCK_WAIT
+            )
             current = JobRun.objects.using(self.alias).select_for_update().get(pk=run.pk)
             if current.state != State.RUNNING:
                 return self._result(
                     current, f"Run #{run.pk} of {self.job.name} is {current.state}."
                 )
-            if slices.live_owners(run.pk, using=self.alias):
+            others = slices.live_owners(run.pk, using=self.alias, other_than=self.owner)
+            if others or run_owner_alive(current, alias=self.alias, claiming=True):
+                # Other workers go on, or one of them is recording the run's end.
                 return self._result(current, f"Run #{run.pk} of {self.job.name} goes on.")
             # The last one out: this worker takes the run over to record its end, fenced as
             # a single process's end is.

@@ -287,11 +287,16 @@ def test_settings__every_BATCHJOBS_name_in_the_docs_is_a_setting() -> None:
 # -- (c) events ---------------------------------------------------------------------------
 
 
+# The families of event names: a run's (job.), a shared run's slices and workers (and not
+# a module's name, `worker.py`).
+_EVENT_NAME = r"(?:job|slice|worker)\.(?!py\b)[a-z_]+"
+
+
 def _event_names() -> set[str]:
     return {
         value
         for name, value in vars(events).items()
-        if name.isupper() and isinstance(value, str) and value.startswith("job.")
+        if name.isupper() and isinstance(value, str) and re.fullmatch(_EVENT_NAME, value)
     }
 
 
@@ -299,7 +304,7 @@ def _documented_events() -> dict[str, int]:
     """``{event: line}`` from the table under '## The events' in events.md."""
     found = {}
     for number, cells in _table_rows(_section(EVENTS, EVENTS_SECTION)):
-        match = re.search(r"`(job\.[a-z_]+)`", cells[0])
+        match = re.search(rf"`({_EVENT_NAME})`", cells[0])
         if match:
             found[match[1]] = number
     return found
@@ -336,7 +341,7 @@ def test_events__every_event_named_in_the_docs_exists() -> None:
         for path in ALL_DOCS
         if path != CHANGELOG
         for number, line, _ in _lines(path)
-        for name in re.findall(r"""(?<=[`"])job\.[a-z_]+(?=[`"])""", line)
+        for name in re.findall(rf"""(?<=[`"]){_EVENT_NAME}(?=[`"])""", line)
         if name not in known
     )
     assert not unknown, "The docs name events batchjobs/events.py does not define:\n" + "\n".join(
@@ -359,7 +364,7 @@ def test_events__json_examples_parse_and_name_real_events() -> None:
             problems.append(f"line {number}: not JSON ({exc})")
             continue
         name = event.get("event", "")
-        if name.startswith("job.") and name not in known:
+        if re.fullmatch(_EVENT_NAME, name) and name not in known:
             problems.append(f"line {number}: unknown event {name!r}")
     assert not problems, f"{_rel(EVENTS)}'s JSON examples:\n" + "\n".join(problems)
 

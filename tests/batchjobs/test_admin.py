@@ -104,8 +104,11 @@ def test_admin__action_pauses_a_dead_run_at_once(admin_client) -> None:
 
 
 # The change form carries the (empty) quarantined-rows inline's management form.
+# The management forms of the run page's inlines (its slices and quarantined rows), as a
+# browser posts them.
 INLINE = {
-    f"quarantined_rows-{k}": v
+    f"{prefix}-{k}": v
+    for prefix in ("slices", "quarantined_rows")
     for k, v in {
         "TOTAL_FORMS": 0,
         "INITIAL_FORMS": 0,

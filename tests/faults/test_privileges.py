@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from django.db import connection
 
-from batchjobs.models import JobRun, State
+from batchjobs.models import JobRun, JobSlice, State
 from tests.conftest import Cli
 from tests.faults.helpers import live_run
 
@@ -22,12 +22,16 @@ pytestmark = pytest.mark.postgres
 
 JOB = "rotate_ticket_tokens"
 RUN_NEEDS = (
-    "SELECT, INSERT and UPDATE on batchjobs_jobrun and batchjobs_quarantinedrow, SELECT and "
-    "UPDATE on the job's table, SELECT on django_migrations, and TEMPORARY on the database"
+    "SELECT, INSERT and UPDATE on batchjobs_jobrun, batchjobs_jobslice and "
+    "batchjobs_quarantinedrow, SELECT and UPDATE on the job's table, SELECT on "
+    "django_migrations, and TEMPORARY on the database"
 )
-CONTROL_NEEDS = "SELECT on django_migrations, and SELECT and UPDATE on batchjobs_jobrun"
+CONTROL_NEEDS = (
+    "SELECT on django_migrations, and SELECT and UPDATE on batchjobs_jobrun and batchjobs_jobslice"
+)
 LIST_NEEDS = (
-    "SELECT on django_migrations, batchjobs_jobrun, batchjobs_quarantinedrow and batchjobs_effect"
+    "SELECT on django_migrations, batchjobs_jobrun, batchjobs_jobslice, "
+    "batchjobs_quarantinedrow and batchjobs_effect"
 )
 
 
@@ -100,11 +104,13 @@ def test_listjobs__the_documented_grants_are_enough(cli, role_url, detail: list[
     """listjobs with exactly what docs/operations.md lists for it: the run's detail reads
     its outside effects (batchjobs_effect) too."""
     JobRun.objects.create(job=JOB, state=State.SUCCEEDED, total=3, done=3)
+    shared = JobRun.objects.create(job=JOB, state=State.SUCCEEDED, total=3, done=3, sliced=True)
+    JobSlice.objects.create(run=shared, number=0, upper=3, cursor=3, planned=3, done=3)
     role, url = role_url(None)
     with connection.cursor() as c:
         c.execute(
-            "GRANT SELECT ON django_migrations, batchjobs_jobrun, batchjobs_quarantinedrow, "
-            f'batchjobs_effect TO "{role}"'
+            "GRANT SELECT ON django_migrations, batchjobs_jobrun, batchjobs_jobslice, "
+            f'batchjobs_quarantinedrow, batchjobs_effect TO "{role}"'
         )
     result = cli.run("listjobs", *detail, env={"DATABASE_URL": url})
     assert result.returncode == 0, result.stderr

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 MAX_RUNS = int(LIMITS["runs"].maximum)
 # What the database user needs, said when it lacks a privilege (exit 77).
 NEEDS = (
-    "SELECT on django_migrations, batchjobs_jobrun, batchjobs_quarantinedrow and batchjobs_effect"
+    "SELECT on django_migrations, batchjobs_jobrun, batchjobs_jobslice, "
+    "batchjobs_quarantinedrow and batchjobs_effect"
 )
 
 

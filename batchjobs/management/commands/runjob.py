@@ -19,14 +19,18 @@ from batchjobs.rehearsal import rehearse
 from batchjobs.retry import hiding
 from batchjobs.runner import Runner
 from batchjobs.sharing import run_options_from, sharing, start_sliced_run, worker_args
+from batchjobs.stopping import Stopper
 from batchjobs.worker import SliceWorker
 
 # What the database user needs, said when it lacks a privilege (exit 77).
 RUN_NEEDS = (
-    "SELECT, INSERT and UPDATE on batchjobs_jobrun and batchjobs_quarantinedrow, SELECT and "
-    "UPDATE on the job's table, SELECT on django_migrations, and TEMPORARY on the database"
+    "SELECT, INSERT and UPDATE on batchjobs_jobrun, batchjobs_jobslice and "
+    "batchjobs_quarantinedrow, SELECT and UPDATE on the job's table, SELECT on "
+    "django_migrations, and TEMPORARY on the database"
 )
-CONTROL_NEEDS = "SELECT on django_migrations, and SELECT and UPDATE on batchjobs_jobrun"
+CONTROL_NEEDS = (
+    "SELECT on django_migrations, and SELECT and UPDATE on batchjobs_jobrun and batchjobs_jobslice"
+)
 
 
 class _Parser(CommandParser):
@@ -225,12 +229,16 @@ class Command(BatchCommand):
             )
             run_options = run_options_from(options)
             if options["worker_for"] is not None:
-                stop_with_coordinator()
-                result = SliceWorker(job, run_options, run_id=options["worker_for"]).work()
-                if result.exit_code:
-                    raise CommandError(result.message, returncode=result.exit_code)
-                return
-            workers = sharing(job, options["workers"])
+                stopper = Stopper()
+                stop_with_coordinator(stopper)
+                result = SliceWorker(
+                    job, run_options, run_id=options["worker_for"], stopper=stopper
+                ).work()
+                # Its events said it all, and the coordinator speaks for the run.
+                raise SystemExit(result.exit_code)
+            workers = sharing(
+                job, options["workers"], retry_quarantined=options["retry_quarantined"]
+            )
             if options["enqueue"]:
                 self.stderr.write(self._enqueue(job, run_options, workers or 0, options))
                 return
