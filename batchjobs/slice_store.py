@@ -30,7 +30,7 @@ from batchjobs.database import now as database_now
 from batchjobs.database import set_local_timeouts
 from batchjobs.exceptions import LeaseLost
 from batchjobs.keyset import Keyset
-from batchjobs.lease import Owner, owner_alive
+from batchjobs.lease import Owner, owner_alive, run_owner_alive
 from batchjobs.models import JobRun, JobSlice, State
 from batchjobs.retry import ErrorKind, classify
 from batchjobs.slicing import Remaining, choose_split
@@ -185,6 +185,15 @@ def live_owners(run_id: int, *, using: str, other_than: Owner | None = None) -> 
         return []
     now = database_now(connections[using])
     return [piece for piece in pieces if slice_alive(piece, now=now)]
+
+
+def who(run: JobRun, *, using: str = "default") -> str:
+    """Who works on ``run``, for a sentence: its process, or a shared run's live workers."""
+    if not run.sliced or run_owner_alive(run, alias=using):
+        return f"pid {run.owner_pid} on {run.owner_host}"
+    live = live_owners(run.pk, using=using)
+    hosts = ", ".join(sorted({p.owner_host for p in live})) or "no host"
+    return f"{len(live)} worker{'s' if len(live) != 1 else ''} on {hosts}"
 
 
 def unfinished_count(run_id: int, *, using: str) -> int:
