@@ -101,8 +101,14 @@ class SliceStore(RunStore):
             raise self.lease_lost()
 
     def finish(self) -> None:
-        """Every row of the slice is done: it leaves the pool for good."""
-        if not self._slice().update(finished_at=Now(), owner_token="", heartbeat_at=Now()):
+        """Every row of the slice is done: it leaves the pool for good. (Retried after a
+        lost COMMIT reply, it finds the slice finished already, and that is fine.)"""
+        if self._slice().update(finished_at=Now(), owner_token="", heartbeat_at=Now()):
+            return
+        finished = JobSlice.objects.using(self.alias).filter(
+            pk=self.slice_id, finished_at__isnull=False
+        )
+        if not finished.exists():
             raise self.lease_lost()
 
     def give_up(self) -> None:
@@ -206,6 +212,10 @@ def claim(run_id: int, owner: Owner, *, using: str) -> JobSlice | None:
     with transaction.atomic(using=using):
         if not _running(run_id, using=using):
             return None
+        open_ = JobSlice.objects.using(using).filter(run_id=run_id, finished_at__isnull=True)
+        mine = open_.filter(owner_token=owner.token).first()
+        if mine is not None:
+            return mine  # claimed (or split off) by an attempt whose COMMIT reply was lost
         now = database_now(connections[using])
         candidates = (
             JobSlice.objects.using(using)
