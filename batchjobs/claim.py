@@ -256,10 +256,13 @@ def busy_message(job_name: str, run: JobRun | None) -> str:
     if run is None:
         return f"Another process is starting {job_name}; try again in a moment."
     heartbeat = f"{run.heartbeat_at:%H:%M:%S} UTC" if run.heartbeat_at else "none yet"
+    by = slice_store.who(run, using=run._state.db or "default")
+    if not run.sliced:
+        by += f", last heartbeat {heartbeat}"
+    join = f", add workers with `runjob {job_name} --workers N`" if run.sliced else ""
     return (
-        f"{job_name} is already running as run #{run.pk} (pid {run.owner_pid} on "
-        f"{run.owner_host}, last heartbeat {heartbeat}). Wait for it, or stop it with "
-        f"`runjob {job_name} --pause` or --cancel."
+        f"{job_name} is already running as run #{run.pk} ({by}). Wait for it{join}, or "
+        f"stop it with `runjob {job_name} --pause` or --cancel."
     )
 
 

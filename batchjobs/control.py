@@ -13,7 +13,7 @@ from typing import Any
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from batchjobs import options, store
+from batchjobs import options, slice_store, store
 from batchjobs.claim import os_user
 from batchjobs.database import set_local_timeouts
 from batchjobs.exceptions import InvalidOption, RunBusy, RunNotResumable
@@ -99,7 +99,7 @@ def request(job: str, action: str) -> str:
         if alive(run):
             store.request_action(run, action)
             return (
-                f"Asked run #{run.pk} of {job} (pid {run.owner_pid} on {run.owner_host}) to "
+                f"Asked run #{run.pk} of {job} ({slice_store.who(run)}) to "
                 f"{action}; it will at its next chunk boundary."
             )
         fields: dict[str, Any] = {

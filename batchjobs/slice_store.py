@@ -30,7 +30,7 @@ from batchjobs.database import now as database_now
 from batchjobs.database import set_local_timeouts
 from batchjobs.exceptions import LeaseLost
 from batchjobs.keyset import Keyset
-from batchjobs.lease import Owner, owner_alive
+from batchjobs.lease import Owner, owner_alive, run_owner_alive
 from batchjobs.models import JobRun, JobSlice, State
 from batchjobs.retry import ErrorKind, classify
 from batchjobs.slicing import Remaining, choose_split
@@ -101,8 +101,14 @@ class SliceStore(RunStore):
             raise self.lease_lost()
 
     def finish(self) -> None:
-        """Every row of the slice is done: it leaves the pool for good."""
-        if not self._slice().update(finished_at=Now(), owner_token="", heartbeat_at=Now()):
+        """Every row of the slice is done: it leaves the pool for good. (Retried after a
+        lost COMMIT reply, it finds the slice finished already, and that is fine.)"""
+        if self._slice().update(finished_at=Now(), owner_token="", heartbeat_at=Now()):
+            return
+        finished = JobSlice.objects.using(self.alias).filter(
+            pk=self.slice_id, finished_at__isnull=False
+        )
+        if not finished.exists():
             raise self.lease_lost()
 
     def give_up(self) -> None:
@@ -187,6 +193,15 @@ def live_owners(run_id: int, *, using: str, other_than: Owner | None = None) -> 
     return [piece for piece in pieces if slice_alive(piece, now=now)]
 
 
+def who(run: JobRun, *, using: str = "default") -> str:
+    """Who works on ``run``, for a sentence: its process, or a shared run's live workers."""
+    if not run.sliced or run_owner_alive(run, alias=using):
+        return f"pid {run.owner_pid} on {run.owner_host}"
+    live = live_owners(run.pk, using=using)
+    hosts = ", ".join(sorted({p.owner_host for p in live})) or "no host"
+    return f"{len(live)} worker{'s' if len(live) != 1 else ''} on {hosts}"
+
+
 def unfinished_count(run_id: int, *, using: str) -> int:
     return JobSlice.objects.using(using).filter(run_id=run_id, finished_at__isnull=True).count()
 
@@ -197,6 +212,10 @@ def claim(run_id: int, owner: Owner, *, using: str) -> JobSlice | None:
     with transaction.atomic(using=using):
         if not _running(run_id, using=using):
             return None
+        open_ = JobSlice.objects.using(using).filter(run_id=run_id, finished_at__isnull=True)
+        mine = open_.filter(owner_token=owner.token).first()
+        if mine is not None:
+            return mine  # claimed (or split off) by an attempt whose COMMIT reply was lost
         now = database_now(connections[using])
         candidates = (
             JobSlice.objects.using(using)

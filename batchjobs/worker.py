@@ -129,18 +129,19 @@ class SliceWorker(Runner):
     def _slices(self, run: JobRun) -> Stop | None:
         """Slice after slice until none is left for this worker (``None``) or a stop."""
         while (stop := self.pacer.stop_requested()) is None:
-            piece = slices.claim(self.run_id, self.owner, using=self.alias) or slices.split(
-                self.run_id,
-                self.owner,
-                self.unbounded,
-                chunk_size=self.sizer.size,
-                using=self.alias,
-            )
+            piece = self.attempts(self._next_slice)
             if piece is None:
                 return None
             if (stop := self._work_on(run, piece)) is not None:
                 return stop
         return stop
+
+    def _next_slice(self) -> JobSlice | None:
+        """A free slice, else the second half of the largest one left (through the run's
+        retries, like a chunk: a lost connection here is waited out too)."""
+        return slices.claim(self.run_id, self.owner, using=self.alias) or slices.split(
+            self.run_id, self.owner, self.unbounded, chunk_size=self.sizer.size, using=self.alias
+        )
 
     def _work_on(self, run: JobRun, piece: JobSlice) -> Stop | None:
         store = SliceStore(
@@ -168,7 +169,7 @@ class SliceWorker(Runner):
         finally:
             self.log = log.unbind("slice")
         if stop is None:
-            store.finish()
+            self.attempts(store.finish)
             log.info(events.SLICE_FINISHED)
             return None
         with contextlib.suppress(DatabaseError):

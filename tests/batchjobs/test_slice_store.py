@@ -159,3 +159,16 @@ def test_a_split_gives_up_on_a_slice_a_lost_session_holds(seed_items) -> None:
         lost.close()
     assert got == [None]
     assert JobSlice.objects.filter(run=run).count() == 1, "nothing was split"
+
+
+def test_a_claim_retried_after_a_lost_commit_reply_gets_the_same_slice(seed_items) -> None:
+    seed_items(2_000)
+    run = _sliced_run(2_000)
+    JobSlice.objects.create(run=run, number=1, lower=None, upper=None, planned=0)
+    me = Owner.current()
+    first = slice_store.claim(run.pk, me, using="default")
+    # The COMMIT went through but its reply was lost: the retry must not take a second
+    # slice and leave the first owned by a live process that no longer works on it.
+    again = slice_store.claim(run.pk, me, using="default")
+    assert first is not None and again is not None and again.pk == first.pk
+    assert JobSlice.objects.filter(run=run, owner_token=me.token).count() == 1

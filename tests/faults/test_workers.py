@@ -172,11 +172,14 @@ def test_pause_tune_restart_refused_resume_and_cancel_with_three_workers(
 
     restart = cli.run("runjob", SLOW, "--restart")
     assert restart.returncode == ExitCode.BUSY, restart.stderr
-    assert f"run #{run.pk}" in restart.stderr and "already running" in restart.stderr
+    said = restart.stderr.strip()
+    assert f"already running as run #{run.pk} (3 workers on " in said, said
+    assert "add workers with `runjob" in said
     assert JobRun.objects.get(pk=run.pk).state == State.RUNNING
 
     paused = cli.run("runjob", SLOW, "--pause")
     assert paused.returncode == 0, paused.stderr
+    assert f"Asked run #{run.pk} of {SLOW} (3 workers on " in paused.stderr
     assert group.wait(timeout=60) == ExitCode.PAUSED, group.stderr
     run = JobRun.objects.get(pk=run.pk)
     assert run.state == State.PAUSED
