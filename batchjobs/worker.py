@@ -200,6 +200,10 @@ class SliceWorker(Runner):
     def _conclude(self, run: JobRun, stop: Stop | None) -> WorkResult:
         if stop is Stop.MAX_RUNTIME and self._handing_off():
             return WorkResult(run.pk, State.RUNNING, True, "handed off")
+        if stop is Stop.SIGNAL and self.hand_off_after is not None:
+            # A task's worker process is being stopped (a deploy): the signal was for the
+            # process, not the run, which goes on in the task's successor.
+            return WorkResult(run.pk, State.RUNNING, True, "handed off: the worker is stopping")
         reset_if_broken(self.connection)
         with transaction.atomic(using=self.alias):
             # An operator's command holds the run row for a moment; a lost host's open

@@ -304,13 +304,6 @@ def test_database_backend__a_worker_killed_mid_task__the_other_finishes_exactly_
 @pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="batchjobs.worker.SliceWorker._conclude records the run interrupted when a task "
-    "worker that is the last live one is stopped by a signal, and says more=False, so no "
-    "successor is enqueued; a task worker stopped by a signal should hand off as when its "
-    "time is up. Remove this mark with that change.",
-)
 def test_database_backend__sigterm_mid_task__the_worker_exits_and_the_next_one_goes_on(
     seed, cli: Cli, rotation_audit, procs
 ) -> None:
