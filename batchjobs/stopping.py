@@ -77,6 +77,18 @@ class Stopper:
             self.signum = signum
             self.event.set()
 
+    def pass_on(self) -> None:
+        """Hand a stop signal this stopper took to the handler the process had (restored by
+        now): for a task, whose signal was meant for the worker process that runs it
+        (``db_worker`` then exits instead of taking the next task). Only a Python handler:
+        a default or ignored disposition (RQ's work horse) is left alone, since acting on
+        it would kill the task before it returns."""
+        if self.signum is None or threading.current_thread() is not threading.main_thread():
+            return
+        handler = signal.getsignal(self.signum)
+        if callable(handler):
+            handler(self.signum, None)
+
     def hold(self) -> None:
         """Hold stop signals back until the enclosing ``released_on_exit`` block ends: for a
         moment that must not be torn (a COMMIT), since a handler that raises in the middle

@@ -24,8 +24,6 @@ reaches the process as if no task ran.
 from __future__ import annotations
 
 import importlib.util
-import signal
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +67,7 @@ def work_on_run(
             # Redis down now: TaskQueueUnavailable, the task's error, says how to go on.
             successor = enqueue(context.task_result.task, job_name, run_id, list(argv), max_seconds)
     finally:
-        _pass_on(stopper)
+        stopper.pass_on()  # the signal was for the worker process: it goes on to it
     return {
         "run_id": result.run_id,
         "state": result.state,
@@ -78,15 +76,3 @@ def work_on_run(
         "successor": successor,
         "signal": stopper.signal_name,
     }
-
-
-def _pass_on(stopper: Stopper) -> None:
-    """A stop signal the task's stopper took was meant for the worker process: hand it to
-    the process's own handler, restored by now, after the successor is enqueued. Only a
-    Python handler (``db_worker``'s graceful shutdown): a default or ignored disposition (RQ's
-    work horse) is left alone, since acting on it would kill the task before it returns."""
-    if stopper.signum is None or threading.current_thread() is not threading.main_thread():
-        return
-    handler = signal.getsignal(stopper.signum)
-    if callable(handler):
-        handler(stopper.signum, None)
