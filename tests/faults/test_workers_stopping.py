@@ -243,3 +243,23 @@ def test_every_connection_terminated_mid_run__workers_reconnect_and_finish_exact
     assert len(lost) >= 2, group.events("job.retry")
     assert JobRun.objects.get(pk=latest_run(SLOW).pk).state == State.SUCCEEDED
     assert_rotated_exactly_once(rotation_audit, before)
+
+
+@pytest.mark.postgres
+def test_a_worker_started_by_hand_with_worker_for_shares_a_live_run(
+    seed, cli, rotation_audit, procs
+) -> None:
+    seed(10_000)
+    before = snapshot()
+    group = _workers(cli, procs, 1, env={"SCENARIO_CHUNK_SLEEP": "0.05"})
+    run = wait_done(SLOW, 500, group)
+    helper = procs.spawn(
+        cli, "runjob", SLOW, "--worker-for", str(run.pk), "--batch-size", "100",
+        "--log-format", "json", env={"SCENARIO_CHUNK_SLEEP": "0.05"},
+    )  # fmt: skip
+    claimed = helper.wait_event("slice.claimed")
+    assert claimed["run_id"] == run.pk and claimed["slice"] >= 1  # split off the first
+    assert helper.wait(timeout=120) == 0, helper.stderr
+    assert group.wait(timeout=120) == 0, group.stderr
+    assert JobRun.objects.get(pk=run.pk).state == State.SUCCEEDED
+    assert_rotated_exactly_once(rotation_audit, before)
