@@ -44,6 +44,8 @@ class Sample:
     # runjob's own peak as sampled (VmHWM; with workers, the largest worker's), to compare
     # workers with one process on the same instrument.
     sampled_rss_kib: int | None = None
+    # CPU time of the command's processes (a runjob's coordinator and workers included).
+    cpu_seconds: float | None = None
 
 
 class Approach(Protocol):
@@ -134,6 +136,7 @@ class Runjob:
                 job_seconds=seconds,
                 note=note,
                 sampled_rss_kib=peaks.command_kib,
+                cpu_seconds=child.cpu_seconds,
             )
         if len(peaks.children_kib) != self.workers or peaks.command_kib is None:
             raise BenchmarkError(
@@ -149,6 +152,7 @@ class Runjob:
             coordinator_rss_kib=peaks.command_kib,
             tree_rss_kib=peaks.tree_kib,
             sampled_rss_kib=max(peaks.children_kib),
+            cpu_seconds=child.cpu_seconds,
         )
 
 

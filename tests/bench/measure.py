@@ -31,6 +31,8 @@ class ChildRun:
     events: dict[str, dict[str, Any]]
     tail: str  # its last lines of output, for an error message
     peaks: TreePeaks | None = None  # run_child(tree=True): the command's and its children's
+    # CPU time (user + system) of the command and of every child it reaped (its workers).
+    cpu_seconds: float | None = None
 
     def failure(self, what: str) -> BenchmarkError:
         return BenchmarkError(
@@ -105,6 +107,7 @@ seconds = time.perf_counter() - started
 code = os.waitstatus_to_exitcode(status)
 with open(result, "w") as f:
     figures = {"seconds": seconds, "maxrss_kib": usage.ru_maxrss, "returncode": code}
+    figures["cpu_seconds"] = usage.ru_utime + usage.ru_stime
     json.dump({**figures, "pid": pid, "hwm_kib": {str(k): v for k, v in peaks.items()}}, f)
 """
 
@@ -185,7 +188,13 @@ def run_child(
     )
     # ru_maxrss is in KiB on Linux (bytes on macOS, where this is not meant to run).
     return ChildRun(
-        figures["seconds"], figures["maxrss_kib"], figures["returncode"], events, tail, peaks
+        figures["seconds"],
+        figures["maxrss_kib"],
+        figures["returncode"],
+        events,
+        tail,
+        peaks,
+        figures.get("cpu_seconds"),
     )
 
 

@@ -60,6 +60,11 @@ class Measurement:
     # runjob's own peak, sampled (VmHWM; with workers, the largest worker's): the figure
     # the workers' memory goal compares, one instrument for both sides.
     sampled_rss_kib: int | None = None
+    # Per repeat: CPU seconds of the command's own processes (coordinator and workers; none
+    # for the single UPDATE, whose work is in the server), and the share of the machine's
+    # CPU time that was busy during the run (everything: the server, the neighbours).
+    cpu_seconds: list[float] = field(default_factory=list)
+    cpu_busy: list[float] = field(default_factory=list)
 
     @property
     def best(self) -> float:
@@ -106,6 +111,8 @@ class Measurement:
         coordinator_rss_kib: int | None = None,
         tree_rss_kib: int | None = None,
         sampled_rss_kib: int | None = None,
+        cpu_seconds: float | None = None,
+        cpu_busy: float | None = None,
     ) -> None:
         self.seconds.append(seconds)
         if peak_rss_kib is not None:
@@ -116,6 +123,10 @@ class Measurement:
             self.tree_rss_kib = max(self.tree_rss_kib or 0, tree_rss_kib)
         if sampled_rss_kib is not None:
             self.sampled_rss_kib = max(self.sampled_rss_kib or 0, sampled_rss_kib)
+        if cpu_seconds is not None:
+            self.cpu_seconds.append(cpu_seconds)
+        if cpu_busy is not None:
+            self.cpu_busy.append(cpu_busy)
         if wal_bytes is not None:
             self.wal_bytes = min(self.wal_bytes or wal_bytes, wal_bytes)
         if job_seconds is not None:
@@ -339,6 +350,29 @@ def format_report(report: Report) -> str:
         "with --workers, of the largest worker. WAL: written by the server during the run.",
         *notes,
     ]
+    cpu = [m for m in report.timed if m.cpu_busy]
+    if cpu:
+        lines += [
+            "",
+            f"CPU during the runs (median of the repeats; the machine has {report.cpu_count} "
+            "cores):",
+            "",
+        ]
+        lines += _table(
+            ["approach", "command's CPU s", "machine busy"],
+            [
+                [
+                    m.approach,
+                    "-" if not m.cpu_seconds else f"{statistics.median(m.cpu_seconds):,.2f}",
+                    f"{100 * statistics.median(m.cpu_busy):.0f}%",
+                ]
+                for m in cpu
+            ],
+        )
+        lines += [
+            "command's CPU s: user + system time of its processes (a coordinator's workers "
+            "included). machine busy: of all cores, server and neighbours included.",
+        ]
     if report.memory:
         lines += ["", "Peak RSS of the runjob process (Python tokens) by table size:", ""]
         lines += _table(

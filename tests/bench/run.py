@@ -24,7 +24,7 @@ from tests.bench.load import (
     measure_latency_under_load,
     pgbench_binary,
 )
-from tests.bench.machine import describe_machine, load_average
+from tests.bench.machine import busy_share, cpu_times, describe_machine, load_average
 from tests.bench.measure import BenchmarkError, wal_bytes_since, wal_lsn
 from tests.bench.report import MEMORY, MEMORY_PROBE_ROWS, RUNJOB, Measurement, Report
 from tests.bench.table import Witness, empty_table, fresh_table
@@ -129,8 +129,9 @@ def _measure(
     fresh_table(table_rows)
     rows = approach.rows(table_rows)
     witness = Witness.take(rows)
-    wal_before = wal_lsn()
+    wal_before, cpu_before = wal_lsn(), cpu_times()
     sample = approach.run(rows)
+    busy = busy_share(cpu_before, cpu_times())
     wal = wal_bytes_since(wal_before)
     witness.check(m.approach)
     m.add(
@@ -141,6 +142,8 @@ def _measure(
         coordinator_rss_kib=sample.coordinator_rss_kib,
         tree_rss_kib=sample.tree_rss_kib,
         sampled_rss_kib=sample.sampled_rss_kib,
+        cpu_seconds=sample.cpu_seconds,
+        cpu_busy=busy,
     )
     rss = sample.peak_rss_kib
     rss_text = "" if rss is None else f", peak RSS {rss / 1024:.1f} MiB"

@@ -63,3 +63,4 @@ def test_run_child__samples_each_process_of_a_tree_and_the_exact_maximum() -> No
     assert worker > 64 * 1024 > (child.peaks.command_kib or 0)
     assert child.peaks.tree_kib >= 64 * 1024
     assert child.peaks.missed_kib < 1024
+    assert child.cpu_seconds is not None and child.cpu_seconds > 0  # the child's included

@@ -135,3 +135,14 @@ def test_format_report__prints_the_workers_memory_table_and_the_na_goal() -> Non
     assert memory_rows[1].split()[-3:] == ["54.0", "55.0", "54.0"]
     assert "  n/a   runjob --workers 4 <= 0.45x single UPDATE" in text
     assert report.as_dict()["cpu_count"] == 2
+    assert "CPU during the runs" not in text  # measured by run.py only
+
+
+def test_format_report__prints_each_approachs_cpu_when_measured() -> None:
+    report = _workers_report({(2, False): 0.7}, cpu_count=2)
+    report.timed[0].add(10.0, None, None, cpu_busy=0.55)
+    report.timed[3].add(7.0, None, None, cpu_seconds=5.5, cpu_busy=0.97)
+    lines = bench.format_report(report).split("CPU during the runs")[1].splitlines()
+    assert lines[0] == " (median of the repeats; the machine has 2 cores):"
+    assert lines[4].split() == ["single", "UPDATE", "-", "55%"]
+    assert lines[5].split()[-2:] == ["5.50", "97%"]
