@@ -126,7 +126,8 @@ def format_latency(runs: Sequence[LatencyRun], *, load: str = "") -> str:
     lines += [
         "",
         "A run's window is its job.started to its job.finished (start-up before it, "
-        "verification inside it); WAL is the server's in the window, the load's own included "
-        "(the 'no job' windows show that share).",
+        "verification inside it); WAL is the server's in a 'no job' window and, for a run, "
+        "from its command's start to its end, the load's own included (the 'no job' rows "
+        "show that share).",
     ]
     return "\n".join(lines)
