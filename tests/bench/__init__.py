@@ -1,7 +1,8 @@
 """The token-rotation benchmark (``make bench``): tooling for measuring, kept with the test
 support code, out of the domain app and the library.
 
-Token rotation measured four ways on one PostgreSQL database, in one invocation. The
+Token rotation measured four ways on one PostgreSQL database, in one invocation, and
+``runjob --workers N`` in both modes beside them. The
 reference is the database's own limit: one ``UPDATE`` of every row. Against it: the
 ``runjob`` command with tokens made in Python, the same with ``--sql-side`` (tokens made by
 ``gen_random_uuid()``), and what a first attempt usually is (load model instances, set the
@@ -19,7 +20,10 @@ events for the run's figures. Destructive: every approach empties ``tickets_tick
   __main__.py, cli.py   the entry point: options, the safety question, the report
   run.py                the whole benchmark: rounds, fresh tables, memory probes
   approaches.py         the ways of rotating the tokens, one small class each
-  measure.py            a command in its own process: wall time, peak RSS, its events; WAL
+  measure.py            a command in its own process: wall time, peak RSS (per process of
+                        its tree, for runjob --workers N), its events; WAL
+  load.py               runs under a pgbench load: the ETA's, the live load's latency
+  eta.py, latency.py    their arithmetic (pure)
   table.py              the database and the fresh tickets table each approach starts from
   machine.py            what the figures were measured on
   report.py             the arithmetic, the goals (PASS/MISS) and the table

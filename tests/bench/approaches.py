@@ -3,8 +3,8 @@
 An approach is a name, the rows it works on in an N-row table, and ``run(rows)``, which
 does the work once on the fresh table and says what it measured. The benchmark seeds the
 table, reads the WAL and checks that the rows changed around each run; an approach only
-does its work and times it. To add one (``runjob --workers 2``, say), write a small class
-with those three, or give ``Runjob`` a name and flags, and add it to ``default_approaches``.
+does its work and times it. To add one, write a small class with those three, or give
+``Runjob`` a name and flags, and add it to ``default_approaches``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from tests.bench.measure import BenchmarkError, run_child
-from tests.bench.report import NAIVE, RUNJOB, RUNJOB_SQL, SINGLE_UPDATE
+from tests.bench.report import NAIVE, RUNJOB, RUNJOB_SQL, SINGLE_UPDATE, workers_name
 from tests.bench.table import table_name
 from tickets.models import Ticket
 
@@ -36,13 +36,21 @@ class Sample:
     the work happens in the database server), and what the run said of itself."""
 
     seconds: float
-    peak_rss_kib: int | None = None
+    peak_rss_kib: int | None = None  # with workers: the largest worker's own
     job_seconds: float | None = None  # a runjob's own duration_seconds (job.finished)
     note: str = ""
+    coordinator_rss_kib: int | None = None  # with workers: the coordinator's own
+    tree_rss_kib: int | None = None  # with workers: exact, the largest of them all (wait4)
+    # runjob's own peak as sampled (VmHWM; with workers, the largest worker's), to compare
+    # workers with one process on the same instrument.
+    sampled_rss_kib: int | None = None
+    # CPU time of the command's processes (a runjob's coordinator and workers included).
+    cpu_seconds: float | None = None
 
 
 class Approach(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def rows(self, table_rows: int) -> int:
         """The rows it rotates in a table of ``table_rows`` (the first ones by key)."""
@@ -80,11 +88,16 @@ class Runjob:
     It is started with ``--restart``, so that it makes a new run even when an earlier
     benchmark, stopped half-way, left one unfinished (recorded as abandoned): the library's
     tables are never touched here. Its figures come from its JSON events.
+
+    With ``workers``, it is ``runjob JOB --workers N``: a coordinator process and N worker
+    processes it starts. Its peak RSS is then sampled per process (``run_child(tree=True)``):
+    the largest worker's is the row's figure, the coordinator's is kept beside it.
     """
 
     name: str = RUNJOB
     job: str = DEFAULT_JOB
     flags: tuple[str, ...] = ()
+    workers: int | None = None
 
     def rows(self, table_rows: int) -> int:
         return table_rows
@@ -92,10 +105,12 @@ class Runjob:
     def argv(self) -> list[str]:
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         argv = [sys.executable, manage, "runjob", self.job, "--log-format", "json", "--restart"]
-        return [*argv, *self.flags]
+        workers = [] if self.workers is None else ["--workers", str(self.workers)]
+        return [*argv, *workers, *self.flags]
 
     def run(self, rows: int) -> Sample:
-        child = run_child(self.argv())
+        # Sampled with or without workers: the goal compares the two on one instrument.
+        child = run_child(self.argv(), tree=True)
         started = child.events.get("job.started", {})
         finished = child.events.get("job.finished")
         if child.returncode != 0 or finished is None:
@@ -107,12 +122,37 @@ class Runjob:
                 f" (resumed: {started.get('resumed')}), not a new run that rotated {rows:,}."
             )
         seconds, rate = finished.get("duration_seconds"), finished.get("rate")
+        note = (
+            f"run #{run_id} {state}: {done:,} rows in {seconds:,.2f} s by its own clock, "
+            f"{rate or 0:,.0f} rows/s"
+        )
+        peaks = child.peaks
+        if peaks is None:  # run_child was replaced (the unit tests)
+            return Sample(child.seconds, child.peak_rss_kib, job_seconds=seconds, note=note)
+        if self.workers is None:
+            return Sample(
+                child.seconds,
+                child.peak_rss_kib,
+                job_seconds=seconds,
+                note=note,
+                sampled_rss_kib=peaks.command_kib,
+                cpu_seconds=child.cpu_seconds,
+            )
+        if len(peaks.children_kib) != self.workers or peaks.command_kib is None:
+            raise BenchmarkError(
+                f"{self.name}: sampled {len(peaks.children_kib)} worker processes and "
+                f"{'a' if peaks.command_kib else 'no'} coordinator, not {self.workers} and one: "
+                "their peak RSS cannot be told apart."
+            )
         return Sample(
             child.seconds,
-            child.peak_rss_kib,
+            max(peaks.children_kib),
             job_seconds=seconds,
-            note=f"run #{run_id} {state}: {done:,} rows in {seconds:,.2f} s by its own clock, "
-            f"{rate or 0:,.0f} rows/s",
+            note=f"{note}; coordinator {peaks.command_kib / 1024:.1f} MiB",
+            coordinator_rss_kib=peaks.command_kib,
+            tree_rss_kib=peaks.tree_kib,
+            sampled_rss_kib=max(peaks.children_kib),
+            cpu_seconds=child.cpu_seconds,
         )
 
 
@@ -166,11 +206,25 @@ def naive_rotation(limit: int, *, batch_size: int = NAIVE_BATCH) -> int:
     return done
 
 
-def default_approaches(*, job: str = DEFAULT_JOB, naive_rows: int = 100_000) -> list[Approach]:
-    """The table's rows, in order (the single UPDATE is every ratio's reference)."""
+WORKER_COUNTS = (1, 2, 4)
+
+
+def default_approaches(
+    *,
+    job: str = DEFAULT_JOB,
+    naive_rows: int = 100_000,
+    workers: tuple[int, ...] = WORKER_COUNTS,
+) -> list[Approach]:
+    """The table's rows, in order (the single UPDATE is every ratio's reference): then
+    ``runjob --workers N`` for each of ``workers``, with Python tokens and ``--sql-side``."""
+    shared: list[Approach] = []
+    for n in workers:
+        shared.append(Runjob(workers_name(n, sql_side=False), job, workers=n))
+        shared.append(Runjob(workers_name(n, sql_side=True), job, ("--sql-side",), workers=n))
     return [
         SingleUpdate(),
         Runjob(RUNJOB, job),
         Runjob(RUNJOB_SQL, job, ("--sql-side",)),
+        *shared,
         NaiveOrm(naive_rows),
     ]

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from tests.bench.approaches import DEFAULT_JOB
+from tests.bench.approaches import DEFAULT_JOB, WORKER_COUNTS
 from tests.bench.measure import BenchmarkError
 from tests.bench.report import format_report
 from tests.bench.run import Options, run
@@ -27,6 +27,15 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} is not greater than zero")
     return value
+
+
+def _worker_counts(text: str) -> tuple[int, ...]:
+    if text.strip().lower() == "none":
+        return ()
+    counts = tuple(_positive_int(part) for part in text.split(",") if part.strip())
+    if not counts or any(n > 64 for n in counts):
+        raise argparse.ArgumentTypeError(f"{text!r}: give numbers of workers from 1 to 64")
+    return tuple(sorted(set(counts)))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -68,6 +77,22 @@ def parser() -> argparse.ArgumentParser:
         help="Also run runjob once more on --rows rows while pgbench updates random tickets "
         "(4 clients, 200 transactions/s), and judge its ETA at 25%% and 50%% against the "
         "time that actually remained (default on; needs pgbench).",
+    )
+    p.add_argument(
+        "--workers",
+        type=_worker_counts,
+        default=WORKER_COUNTS,
+        metavar="N,N...",
+        help="Also time runjob --workers N for each N, with Python tokens and with "
+        "--sql-side (default 1,2,4; 'none' leaves them out).",
+    )
+    p.add_argument(
+        "--latency-under-load",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Also run runjob --workers 1 and --workers 2 while pgbench updates random "
+        "tickets (as for --eta-under-load), and report the load's p50/p99 latency and the "
+        "WAL, with and without the run (default on; needs pgbench).",
     )
     p.add_argument(
         "--eta-only",
@@ -121,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             job=args.job,
             eta_under_load=args.eta_under_load,
             eta_only=args.eta_only,
+            workers=args.workers,
+            latency_under_load=args.latency_under_load,
         )
         if created := prepare_database():
             say(created)

@@ -30,6 +30,9 @@ class ChildRun:
     # ``job.finished``...): O(1) memory however long the run.
     events: dict[str, dict[str, Any]]
     tail: str  # its last lines of output, for an error message
+    peaks: TreePeaks | None = None  # run_child(tree=True): the command's and its children's
+    # CPU time (user + system) of the command and of every child it reaped (its workers).
+    cpu_seconds: float | None = None
 
     def failure(self, what: str) -> BenchmarkError:
         return BenchmarkError(
@@ -42,9 +45,18 @@ class ChildRun:
 # image's high-water mark), so a command started straight from this process would report
 # at least this process's own peak (the seeding's buffers). Started from this small
 # interpreter instead, the inherited figure is the launcher's few MiB, below any command.
+#
+# With ``tree`` (argv[2] == "1") it also samples, every POLL seconds, the VmHWM of the
+# command and of each of its children (``runjob --workers N``: the coordinator and its N
+# workers). VmHWM is the high-water mark of the process's own memory since its exec, so a
+# sample is its peak so far, and nothing is inherited: a worker's ru_maxrss would include
+# the coordinator's RSS at the moment it was forked. The one thing sampling can miss is
+# what a process adds in its last POLL seconds; the exact figure for the whole tree (wait4's
+# usage is the command's and that of every child it reaped) is kept beside it to check.
 _LAUNCHER = """
 import json, os, sys, time
-result, argv = sys.argv[1], sys.argv[2:]
+POLL, RESCAN = 0.05, 0.5
+result, tree, argv = sys.argv[1], sys.argv[2] == "1", sys.argv[3:]
 started = time.perf_counter()
 pid = os.fork()
 if pid == 0:
@@ -52,30 +64,102 @@ if pid == 0:
         os.execv(argv[0], argv)
     finally:
         os._exit(127)
-_, status, usage = os.wait4(pid, 0)
+
+def hwm(p):
+    try:
+        with open(f"/proc/{p}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+def children(parent):
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(b")") + 2:].split()
+            if len(fields) > 1 and int(fields[1]) == parent:
+                found.append(int(name))
+    return found
+
+peaks, watched, scanned = {}, [pid], 0.0
+while True:
+    done, status, usage = os.wait4(pid, 0 if not tree else os.WNOHANG)
+    if done:
+        break
+    now = time.perf_counter()
+    if now - scanned >= RESCAN:
+        scanned = now
+        watched = [pid] + [c for c in children(pid) if c not in watched] + watched[1:]
+    for p in watched:
+        kib = hwm(p)
+        if kib is not None and kib > peaks.get(p, 0):
+            peaks[p] = kib
+    time.sleep(POLL)
 seconds = time.perf_counter() - started
 code = os.waitstatus_to_exitcode(status)
 with open(result, "w") as f:
-    json.dump({"seconds": seconds, "maxrss_kib": usage.ru_maxrss, "returncode": code}, f)
+    figures = {"seconds": seconds, "maxrss_kib": usage.ru_maxrss, "returncode": code}
+    figures["cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    json.dump({**figures, "pid": pid, "hwm_kib": {str(k): v for k, v in peaks.items()}}, f)
 """
 
 
+@dataclass(frozen=True)
+class TreePeaks:
+    """Peak RSS of a command and of the processes it started (``runjob --workers N``)."""
+
+    command_kib: int | None  # the command's own (the coordinator), sampled
+    children_kib: tuple[int, ...]  # each child's own (the workers), sampled, in no order
+    tree_kib: int  # exact: the largest of the command and every child it reaped (wait4)
+
+    @classmethod
+    def from_figures(cls, pid: int, hwm_kib: dict[str, int], tree_kib: int) -> TreePeaks:
+        own = hwm_kib.get(str(pid))
+        children = tuple(v for k, v in hwm_kib.items() if k != str(pid))
+        return cls(own, children, tree_kib)
+
+    @property
+    def sampled_max_kib(self) -> int:
+        return max([self.command_kib or 0, *self.children_kib])
+
+    @property
+    def missed_kib(self) -> int:
+        """How far the exact figure is above every sampled one: memory that a process took
+        in its last moments, between two samples, or that a child inherited at its fork
+        (a worker's ru_maxrss counts the coordinator's RSS when it was forked)."""
+        return max(0, self.tree_kib - self.sampled_max_kib)
+
+
 def run_child(
-    argv: list[str], *, on_event: Callable[[dict[str, Any]], None] | None = None
+    argv: list[str],
+    *,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    tree: bool = False,
 ) -> ChildRun:
     """Run ``argv`` to its end; its wall time, its events, and the peak RSS of that process.
 
     The figures come from the launcher (above): wall time from fork to reaping, and the
-    ``wait4`` resource usage of that one process (``RUSAGE_CHILDREN`` here would give the
-    maximum over every child so far). Output goes to a temporary file, read back once the
-    command has ended; ``on_event`` sees every JSON event in order (e.g. every
-    ``job.progress``, with its timestamp), for a measurement that needs more than the last.
+    ``wait4`` resource usage of that process (on Linux it includes every child it reaped,
+    so for a command without children it is that process's own). ``tree``: also sample
+    the peak of the command and of each of its children (``ChildRun.peaks``). Output goes
+    to a temporary file, read back once the command has ended; ``on_event`` sees every
+    JSON event in order (e.g. every ``job.progress``, with its timestamp), for a
+    measurement that needs more than the last.
     """
     with (
         tempfile.TemporaryFile("w+", encoding="utf-8") as out,
         tempfile.NamedTemporaryFile("r", encoding="utf-8", suffix=".json") as result,
     ):
-        launcher = [sys.executable, "-S", "-c", _LAUNCHER, result.name, *argv]
+        flag = "1" if tree else "0"
+        launcher = [sys.executable, "-S", "-c", _LAUNCHER, result.name, flag, *argv]
         proc = subprocess.Popen(
             launcher,
             stdout=out,
@@ -97,8 +181,21 @@ def run_child(
         raise BenchmarkError(
             f"The launcher for {argv[:4]} exited with {proc.returncode}; last output:\n{tail}"
         )
+    peaks = (
+        TreePeaks.from_figures(figures["pid"], figures["hwm_kib"], figures["maxrss_kib"])
+        if tree
+        else None
+    )
     # ru_maxrss is in KiB on Linux (bytes on macOS, where this is not meant to run).
-    return ChildRun(figures["seconds"], figures["maxrss_kib"], figures["returncode"], events, tail)
+    return ChildRun(
+        figures["seconds"],
+        figures["maxrss_kib"],
+        figures["returncode"],
+        events,
+        tail,
+        peaks,
+        figures.get("cpu_seconds"),
+    )
 
 
 def read_events(

@@ -4,15 +4,27 @@ runjob's peak memory at several table sizes."""
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from django.db import DatabaseError
 
-from tests.bench.approaches import DEFAULT_JOB, Approach, Runjob, default_approaches
-from tests.bench.load import measure_eta_under_load, pgbench_binary
-from tests.bench.machine import describe_machine, load_average
+from tests.bench.approaches import (
+    DEFAULT_JOB,
+    WORKER_COUNTS,
+    Approach,
+    Runjob,
+    default_approaches,
+)
+from tests.bench.load import (
+    LOAD,
+    measure_eta_under_load,
+    measure_latency_under_load,
+    pgbench_binary,
+)
+from tests.bench.machine import busy_share, cpu_times, describe_machine, load_average
 from tests.bench.measure import BenchmarkError, wal_bytes_since, wal_lsn
 from tests.bench.report import MEMORY, MEMORY_PROBE_ROWS, RUNJOB, Measurement, Report
 from tests.bench.table import Witness, empty_table, fresh_table
@@ -29,6 +41,8 @@ class Options:
     job: str = DEFAULT_JOB
     eta_under_load: bool = False
     eta_only: bool = False
+    workers: tuple[int, ...] = WORKER_COUNTS  # runjob --workers N rows; () leaves them out
+    latency_under_load: bool = False
 
     def __post_init__(self) -> None:
         if self.rows <= 0 or self.naive_rows <= 0 or self.repeat <= 0:
@@ -55,13 +69,21 @@ def run(
     if options.eta_only:
         approaches = []
     elif approaches is None:
-        approaches = default_approaches(job=options.job, naive_rows=options.naive_rows)
+        approaches = default_approaches(
+            job=options.job, naive_rows=options.naive_rows, workers=options.workers
+        )
     n = options.rows
-    report = Report(machine=describe_machine(), options=asdict(options), timed=[], memory=[])
+    report = Report(
+        machine=describe_machine(),
+        options=asdict(options),
+        timed=[],
+        memory=[],
+        cpu_count=os.cpu_count(),
+    )
     for approach in approaches:
         rows = approach.rows(n)
         report.timed.append(Measurement(approach.name, rows, scaled_to=n if rows < n else None))
-    if options.eta_under_load:
+    if options.eta_under_load or options.latency_under_load:
         pgbench_binary()  # refuse before any measuring, not after minutes of it
     try:
         for k in range(options.repeat):
@@ -87,6 +109,9 @@ def run(
                 if options.repeat > 1:
                     say(f"-- ETA under load, run {k + 1} of {options.repeat}")
                 report.eta.append(measure_eta_under_load(n, job=options.job, say=say))
+        if options.latency_under_load and not options.eta_only:
+            report.latency_load = LOAD
+            report.latency = measure_latency_under_load(n, job=options.job, say=say)
     finally:
         say("Emptying the tickets table.")
         with contextlib.suppress(DatabaseError):
@@ -104,11 +129,22 @@ def _measure(
     fresh_table(table_rows)
     rows = approach.rows(table_rows)
     witness = Witness.take(rows)
-    wal_before = wal_lsn()
+    wal_before, cpu_before = wal_lsn(), cpu_times()
     sample = approach.run(rows)
+    busy = busy_share(cpu_before, cpu_times())
     wal = wal_bytes_since(wal_before)
     witness.check(m.approach)
-    m.add(sample.seconds, sample.peak_rss_kib, wal, sample.job_seconds)
+    m.add(
+        sample.seconds,
+        sample.peak_rss_kib,
+        wal,
+        sample.job_seconds,
+        coordinator_rss_kib=sample.coordinator_rss_kib,
+        tree_rss_kib=sample.tree_rss_kib,
+        sampled_rss_kib=sample.sampled_rss_kib,
+        cpu_seconds=sample.cpu_seconds,
+        cpu_busy=busy,
+    )
     rss = sample.peak_rss_kib
     rss_text = "" if rss is None else f", peak RSS {rss / 1024:.1f} MiB"
     note = f"; {sample.note}" if sample.note else ""

@@ -3,13 +3,14 @@ real by `make bench`, never by a timed test)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
 from tests.bench import approaches
 from tests.bench.approaches import Runjob
-from tests.bench.measure import BenchmarkError, ChildRun
+from tests.bench.measure import BenchmarkError, ChildRun, TreePeaks
 
 
 def _child(returncode: int = 0, **events: dict[str, Any]) -> ChildRun:
@@ -60,3 +61,55 @@ def test_runjob__refuses_a_run_that_did_not_rotate_every_row_afresh(
     with pytest.raises(BenchmarkError) as raised:
         Runjob().run(1000)
     assert says in str(raised.value)
+
+
+def test_runjob__with_workers_starts_a_coordinator_for_n_workers() -> None:
+    argv = Runjob(flags=("--sql-side",), workers=2).argv()
+    assert argv[-4:] == ["--restart", "--workers", "2", "--sql-side"]
+    assert "--workers" not in Runjob().argv()
+
+
+def test_runjob__with_workers_reports_the_largest_worker_and_the_coordinator(
+    child: list[ChildRun],
+) -> None:
+    peaks = TreePeaks(command_kib=55 * 1024, children_kib=(62 * 1024, 63 * 1024), tree_kib=64000)
+    ran = _child(job_started={"resumed": False}, job_finished=_finished())
+    child.append(dataclasses.replace(ran, peaks=peaks))
+    sample = Runjob(workers=2).run(1000)
+    assert (sample.peak_rss_kib, sample.coordinator_rss_kib) == (63 * 1024, 55 * 1024)
+    assert (sample.tree_rss_kib, sample.sampled_rss_kib) == (64000, 63 * 1024)
+    assert sample.note.endswith("; coordinator 55.0 MiB")
+
+
+def test_runjob__without_workers_keeps_the_exact_figure_and_the_sampled_one_beside(
+    child: list[ChildRun],
+) -> None:
+    peaks = TreePeaks(command_kib=65 * 1024, children_kib=(), tree_kib=64 * 1024)
+    ran = _child(job_started={"resumed": False}, job_finished=_finished())
+    child.append(dataclasses.replace(ran, peaks=peaks))
+    sample = Runjob().run(1000)
+    assert (sample.peak_rss_kib, sample.sampled_rss_kib) == (64 * 1024, 65 * 1024)
+    assert sample.coordinator_rss_kib is None
+
+
+def test_runjob__refuses_workers_it_could_not_tell_apart(child: list[ChildRun]) -> None:
+    peaks = TreePeaks(command_kib=55 * 1024, children_kib=(62 * 1024,), tree_kib=64000)
+    ran = _child(job_started={"resumed": False}, job_finished=_finished())
+    child.append(dataclasses.replace(ran, peaks=peaks))
+    with pytest.raises(BenchmarkError, match="sampled 1 worker processes and a coordinator"):
+        Runjob(workers=2).run(1000)
+
+
+def test_default_approaches__time_each_worker_count_in_both_modes() -> None:
+    names = [a.name for a in approaches.default_approaches(workers=(1, 2))]
+    assert names == [
+        "single UPDATE",
+        "runjob (Python tokens)",
+        "runjob --sql-side",
+        "runjob --workers 1 (Python tokens)",
+        "runjob --workers 1 --sql-side",
+        "runjob --workers 2 (Python tokens)",
+        "runjob --workers 2 --sql-side",
+        "naive ORM bulk_update",
+    ]
+    assert len(approaches.default_approaches(workers=())) == 4
