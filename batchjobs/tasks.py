@@ -43,7 +43,9 @@ else:
 __all__ = ["work_on_run"]
 
 
-@task(takes_context=True)
+# On batchjobs' own queue from the start: a backend whose QUEUES lists only that queue (not
+# "default") must accept the task as it is defined, whenever this module is first imported.
+@task(takes_context=True, queue_name=conf.get().TASK_QUEUE)
 def work_on_run(
     context: TaskContext[Any, Any],
     job_name: str,
