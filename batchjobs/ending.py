@@ -79,8 +79,15 @@ class Ending:
         """Leave the run in ``state`` and give the lease up (in its own transaction)."""
         if self._released:
             return
-        reset_if_broken(self.connection)
-        self.store.release(state, **fields)
+        try:
+            reset_if_broken(self.connection)
+            self.store.release(state, **fields)
+        except DatabaseError:
+            # A second stop signal cancels the statement in flight from another thread; a
+            # cancel that comes late hits this one instead of the chunk's. The release is
+            # fenced on the state and owner, so once more is safe.
+            reset_if_broken(self.connection)
+            self.store.release(state, **fields)
         self._released = True
 
     def done(self) -> int:

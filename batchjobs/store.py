@@ -275,7 +275,10 @@ def transition(run: JobRun, state: State, *, using: str = "default", **fields: A
     check_transition(run.state, state)
     if state != State.RUNNING:
         fields.setdefault("owner_token", "")
-    with transaction.atomic(using=using):
+    fences_slices = run.sliced and state != State.RUNNING
+    # One statement for a single process's run, as it always was; a transaction only when
+    # the slices must change with the run.
+    with transaction.atomic(using=using) if fences_slices else contextlib.nullcontext():
         updated = (
             JobRun.objects.using(using)
             .filter(pk=run.pk, state=run.state, owner_token=run.owner_token)
@@ -283,7 +286,7 @@ def transition(run: JobRun, state: State, *, using: str = "default", **fields: A
         )
         if not updated:
             raise LeaseLost()
-        if run.sliced and state != State.RUNNING:
+        if fences_slices:
             # Each slice's owner fences its chunks on its own row: clearing them all here
             # waits for the chunks in flight, and the next ones match nothing.
             JobSlice.objects.using(using).filter(run_id=run.pk).update(owner_token="")
