@@ -180,7 +180,9 @@ class Coordinator:
             stop_with_coordinator(stopper)
             events.configure(log_format="json", stream=stream)
             code = (
-                SliceWorker(self.job, self.options, run_id=run.pk, stopper=stopper).work().exit_code
+                SliceWorker(self.job, self.options, run_id=run.pk, rolls_up=False, stopper=stopper)
+                .work()
+                .exit_code
             )
         except BaseException:  # a worker must never return into the coordinator's code
             traceback.print_exc()

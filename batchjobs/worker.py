@@ -55,12 +55,16 @@ class SliceWorker(Runner):
         *,
         run_id: int,
         hand_off_after: float | None = None,
+        rolls_up: bool = True,
         stopper: Stopper | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(job, options, stopper=stopper, clock=clock)
         self.run_id = run_id
         self.hand_off_after = hand_off_after
+        # Writes the slices' sums to the run row between chunks; not when a coordinator
+        # does (it writes its own rate and ETA there, which a worker's would overwrite).
+        self.rolls_up = rolls_up
         self.began = clock()
         self.failure: BaseException | None = None
 
@@ -278,6 +282,8 @@ class SliceWorker(Runner):
     def _emit_progress(self, now: float) -> None:
         """A worker's share of the progress: the run row gets the slices' sums (the process
         that watches the run reports it)."""
+        if not self.rolls_up:
+            return
         with contextlib.suppress(DatabaseError):
             slices.roll_up(self.run_id, using=self.alias)
 
