@@ -378,7 +378,12 @@ def totals(run_id: int, *, using: str) -> Totals:
 
 
 def roll_up(
-    run_id: int, *, using: str, rate: float | None = None, eta: float | None = None
+    run_id: int,
+    *,
+    using: str,
+    rate: float | None = None,
+    eta: float | None = None,
+    with_rate: bool = True,
 ) -> Totals:
     """Write the slices' sums to the run row, for listjobs and the admin (not on the chunk
     path: between chunks, at most once per progress interval)."""
@@ -390,7 +395,7 @@ def roll_up(
     }
     if rate is not None:  # the coordinator's estimate, from the sums over time
         fields.update(rate=rate, eta_seconds=eta)
-    elif sums.rate:  # a worker's: the live workers' recent rates, summed
+    elif with_rate and sums.rate:  # a worker's: the live workers' recent rates, summed
         total = JobRun.objects.using(using).filter(pk=run_id).values_list("total", flat=True)
         left = max(0, (total.first() or 0) - sums.done)
         fields.update(rate=sums.rate, eta_seconds=left / sums.rate)

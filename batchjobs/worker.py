@@ -62,8 +62,8 @@ class SliceWorker(Runner):
         super().__init__(job, options, stopper=stopper, clock=clock)
         self.run_id = run_id
         self.hand_off_after = hand_off_after
-        # Writes the slices' sums to the run row between chunks; not when a coordinator
-        # does (it writes its own rate and ETA there, which a worker's would overwrite).
+        # Writes the workers' summed rate and ETA to the run row between chunks; not when a
+        # coordinator does (its own estimate, which a worker's would overwrite).
         self.rolls_up = rolls_up
         self.began = clock()
         self.failure: BaseException | None = None
@@ -282,10 +282,8 @@ class SliceWorker(Runner):
     def _emit_progress(self, now: float) -> None:
         """A worker's share of the progress: the run row gets the slices' sums (the process
         that watches the run reports it)."""
-        if not self.rolls_up:
-            return
         with contextlib.suppress(DatabaseError):
-            slices.roll_up(self.run_id, using=self.alias)
+            slices.roll_up(self.run_id, using=self.alias, with_rate=self.rolls_up)
 
 
 class JobFailedElsewhere(Exception):

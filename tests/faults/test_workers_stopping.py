@@ -229,7 +229,8 @@ def test_every_connection_terminated_mid_run__workers_reconnect_and_finish_exact
     app = "faults_terminated_workers"
     group = procs.spawn(
         runner_cli(cli, app), "runjob", SLOW, "--workers", "2", "--batch-size", "100",
-        "--log-format", "json", env={"SCENARIO_CHUNK_SLEEP": "0.05"},
+        # Slow enough that the run is still going when its connections are counted.
+        "--log-format", "json", env={"SCENARIO_CHUNK_SLEEP": "0.2"},
     )  # fmt: skip
     for target in (1_500, 4_000):
         wait_done(SLOW, target, group)
